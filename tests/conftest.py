@@ -1,0 +1,37 @@
+"""Shared fixtures: the embedded model is loaded once per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE_DIR = os.environ.get("HD_SPEC_BENCH_CACHE", str(Path.home() / ".cache" / "hd-spec-bench"))
+
+
+def shared_data_dir() -> Path:
+    """Where the Spec-Bench questions and offline corpora are: the project's data/ after
+    `make setup`, else the local mirror."""
+    for candidate in (
+        REPO / "data",
+        Path(os.environ.get("SPEC_BENCH_MIRROR", REPO.parent / "shared" / "data")),
+    ):
+        if (candidate / "spec_bench" / "question.jsonl").is_file():
+            return candidate
+    pytest.skip("Spec-Bench questions not found; run `make setup`")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return shared_data_dir()
+
+
+@pytest.fixture(scope="session")
+def target():
+    from spec_bench.models import load_target
+
+    model_cfg = OmegaConf.load(REPO / "conf" / "model" / "smollm2_135m.yaml")
+    return load_target(model_cfg, CACHE_DIR)
