@@ -69,14 +69,14 @@ class RunSummary:
 
 
 class Runner:
-    def __init__(self, cfg: DictConfig) -> None:
+    def __init__(self, cfg: DictConfig, target=None) -> None:
         self.cfg = cfg
         questions = load_questions(cfg.questions)
         self.questions: list[Question] = select_questions(
             questions, cfg.bench.get("per_category"), cfg.bench.get("shard")
         )
         self.max_new_tokens = int(cfg.bench.max_new_tokens)
-        self.target = load_target(cfg.model, cfg.cache_dir)
+        self.target = target if target is not None else load_target(cfg.model, cfg.cache_dir)
         self.drafter = build_drafter(cfg, self.target)
         self.engine = Engine(self.target, cfg.temperature, make_budget(cfg))
         self.greedy = float(cfg.temperature) == 0.0

@@ -35,3 +35,23 @@ def target():
 
     model_cfg = OmegaConf.load(REPO / "conf" / "model" / "smollm2_135m.yaml")
     return load_target(model_cfg, CACHE_DIR)
+
+
+def compose_config(*overrides: str):
+    """The run config exactly as `python run.py <overrides>` composes it."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+@pytest.fixture
+def make_cfg(tmp_path, data_dir):
+    """Compose a run config writing under tmp_path and reading the shared questions."""
+
+    def make(*overrides: str):
+        return compose_config(
+            f"out_dir={tmp_path / 'runs'}", f"data_dir={data_dir}", f"cache_dir={CACHE_DIR}", *overrides
+        )
+
+    return make

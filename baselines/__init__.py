@@ -1,0 +1,1 @@
+"""Database drafters the paper compares against: PLD, REST, Lookahead."""

@@ -1,0 +1,1 @@
+"""Hierarchy Drafting: W, S, L databases queried in order of temporal locality."""

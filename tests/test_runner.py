@@ -1,0 +1,183 @@
+"""End-to-end runs on the embedded model: output contract, losslessness, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from spec_bench.data import CATEGORIES
+from spec_bench.errors import HarnessError
+from spec_bench.records import read_records
+from spec_bench.report import write_summary
+from spec_bench.runner import Runner, run_dir
+
+from .conftest import REPO
+
+SMOKE = ("bench=smoke", "bench.max_new_tokens=32", "engine.warmup_tokens=4")
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory, target, data_dir):
+    """ar and pld over one question per category, greedy, with the report built."""
+    from .conftest import CACHE_DIR, compose_config
+
+    out = tmp_path_factory.mktemp("runs")
+    folders = {}
+    for drafter in ("ar", "pld"):
+        cfg = compose_config(
+            f"drafter={drafter}", f"out_dir={out}", f"data_dir={data_dir}", f"cache_dir={CACHE_DIR}", *SMOKE
+        )
+        folders[drafter] = Runner(cfg, target=target).run().folder
+    return out, folders
+
+
+def test_greedy_pld_equals_ar_on_every_category(smoke_runs):
+    _, folders = smoke_runs
+    ar = {r["question_id"]: r for r in read_records(folders["ar"] / "answers.jsonl")}
+    pld = {r["question_id"]: r for r in read_records(folders["pld"] / "answers.jsonl")}
+    assert sorted({r["category"] for r in pld.values()}) == sorted(CATEGORIES)
+    assert ar.keys() == pld.keys()
+    for question_id, record in pld.items():
+        assert record["ar_match"] is True
+        assert [t["token_ids"] for t in record["turns"]] == [t["token_ids"] for t in ar[question_id]["turns"]]
+    mt_bench = next(r for r in pld.values() if r["category"] == "mt_bench")
+    assert len(mt_bench["turns"]) == 2
+
+
+def test_output_contract(smoke_runs):
+    out, folders = smoke_runs
+    folder = folders["pld"]
+    assert folder == out / "smoke" / "smollm2_135m" / "pld" / "t0"
+    assert (folder / "config.yaml").exists() and (folder / "environment.json").exists()
+    record = read_records(folder / "answers.jsonl")[0]
+    for key in (
+        "question_id",
+        "category",
+        "new_tokens",
+        "wall_time_s",
+        "steps",
+        "accept_lengths",
+        "ar_match",
+    ):
+        assert key in record
+    turn = record["turns"][0]
+    assert turn["new_tokens"] == len(turn["token_ids"]) and turn["text"]
+    assert sum(turn["accept_lengths"]) == turn["new_tokens"] and turn["steps"] == len(turn["accept_lengths"])
+    assert set(turn["phase_times"]) == {"draft", "forward", "accept", "bookkeeping"}
+    assert sum(turn["phase_times"].values()) <= turn["wall_time_s"] * 1.01
+
+
+def test_report_summary(smoke_runs):
+    out, _ = smoke_runs
+    path = write_summary(out / "smoke" / "smollm2_135m")
+    summary = pd.read_csv(path)
+    assert list(summary.columns) == [
+        "model",
+        "drafter",
+        "temperature",
+        "category",
+        "n_questions",
+        "tokens_per_s",
+        "speedup",
+        "mat",
+        "ar_match_rate",
+    ]
+    ar_rows = summary[summary.drafter == "ar"]
+    assert (ar_rows.speedup.round(6) == 1.0).all() and (ar_rows.mat == 1.0).all()
+    overall = summary[(summary.drafter == "pld") & (summary.category == "overall")].iloc[0]
+    assert overall.n_questions == 6 and overall.ar_match_rate == 1.0 and overall.mat >= 1.0
+
+
+def test_resume_skips_finished_questions(smoke_runs, target, make_cfg):
+    out, folders = smoke_runs
+    answers = folders["ar"] / "answers.jsonl"
+    lines = answers.read_bytes().splitlines(keepends=True)
+    # Simulate a kill mid-write: drop the last two records, leave a torn line.
+    answers.write_bytes(b"".join(lines[:-2]) + lines[-2][:25])
+    from .conftest import CACHE_DIR, compose_config
+
+    cfg = compose_config(
+        "drafter=ar", f"out_dir={out}", f"cache_dir={CACHE_DIR}", f"data_dir={make_cfg().data_dir}", *SMOKE
+    )
+    Runner(cfg, target=target).run()
+    records = read_records(answers)
+    assert [r["question_id"] for r in records] == [json.loads(line)["question_id"] for line in lines]
+
+
+def test_changed_config_is_refused(smoke_runs, target, data_dir):
+    from .conftest import CACHE_DIR, compose_config
+
+    out, _ = smoke_runs
+    cfg = compose_config(
+        "drafter=pld",
+        "drafter.max_ngram=2",
+        f"out_dir={out}",
+        f"data_dir={data_dir}",
+        f"cache_dir={CACHE_DIR}",
+        *SMOKE,
+    )
+    with pytest.raises(HarnessError, match="different config"):
+        Runner(cfg, target=target).run()
+
+
+def run_cli(*args: str, tmp_path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "run.py"), f"out_dir={tmp_path / 'runs'}", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("drafter=nope",), "unknown drafter 'nope'"),
+        (("model=gpt5",), "unknown model 'gpt5'"),
+    ],
+)
+def test_unknown_choices_fail_in_one_line(args, message, tmp_path):
+    result = run_cli(*args, tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert message in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bad_question_files_fail_in_one_line(tmp_path, data_dir):
+    missing = run_cli(f"questions={tmp_path / 'absent.jsonl'}", tmp_path=tmp_path)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question_id": 81, "category": "writing", "turns": ["hi"]}\n{"question_id": 82,\n')
+    malformed = run_cli(f"questions={bad}", tmp_path=tmp_path)
+    empty_turn = tmp_path / "empty.jsonl"
+    empty_turn.write_text('{"question_id": 161, "category": "translation", "turns": [""]}\n')
+    empty = run_cli(f"questions={empty_turn}", tmp_path=tmp_path)
+    for result, needle in ((missing, "absent.jsonl"), (malformed, "bad.jsonl:2"), (empty, "empty.jsonl:1")):
+        assert result.returncode == 2, result.stderr
+        error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(error_lines) == 1 and needle in error_lines[0]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_prompt_longer_than_context_window_fails_cleanly(make_cfg, target, tmp_path):
+    cfg = make_cfg("drafter=pld", *SMOKE)
+    long_file = tmp_path / "long.jsonl"
+    long_file.write_text(
+        json.dumps(
+            {
+                "question_id": 241,
+                "category": "summarization",
+                "turns": ["word " * (target.context_window + 10)],
+            }
+        )
+        + "\n"
+    )
+    cfg.questions = str(long_file)
+    with pytest.raises(HarnessError, match="context window"):
+        Runner(cfg, target=target)
+    assert not run_dir(cfg).exists()
