@@ -1,10 +1,13 @@
-"""Fetch Spec-Bench's questions (and the offline LIMA corpus) into a data folder.
+"""Fetch Spec-Bench's questions and the offline LIMA corpus into a data folder.
 
     python -m spec_bench.data.fetch --dest data [--mirror DIR]
 
-Copies from a local mirror (``--mirror``, else ``$SPEC_BENCH_MIRROR``, else ``../shared/data``
-beside the repository when it exists); without one, downloads the questions from
-Spec-Bench's public repository. Third-party data is never committed to this project.
+Sources, first found wins: --mirror, $SPEC_BENCH_MIRROR, ../shared/data beside the repository.
+A mirror holds spec_bench/question.jsonl and corpora/lima.json, which are copied. Without one,
+the questions are downloaded from Spec-Bench's public repository (the LIMA corpus is then
+unavailable; REST/HD databases can be built from UltraChat through `datasets` online).
+Files already present with the same size are kept; the question file is always validated.
+Third-party data is fetched, never committed to this project.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ REPO = Path(__file__).resolve().parents[2]
 QUESTIONS = Path("spec_bench") / "question.jsonl"
 LIMA = Path("corpora") / "lima.json"
 QUESTIONS_URL = "https://raw.githubusercontent.com/hemingkx/Spec-Bench/main/data/spec_bench/question.jsonl"
+DOWNLOAD_TIMEOUT_S = 60
 
 
 def default_mirror() -> Path | None:
+    """$SPEC_BENCH_MIRROR when set, else ../shared/data beside the repository when it exists."""
     configured = os.environ.get("SPEC_BENCH_MIRROR")
     if configured:
         return Path(configured)
@@ -33,64 +38,96 @@ def default_mirror() -> Path | None:
     return shared if shared.is_dir() else None
 
 
+def _tmp_beside(target: Path) -> Path:
+    # Same folder so os.replace is an atomic rename; the pid keeps concurrent fetches apart.
+    return target.with_name(f".{target.name}.{os.getpid()}.tmp")
+
+
 def _copy(source: Path, target: Path) -> None:
-    if target.exists() and target.stat().st_size == source.stat().st_size:
+    if target.is_file() and target.stat().st_size == source.stat().st_size:
         return
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
-
-
-def _download(url: str, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
+    tmp = _tmp_beside(target)
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as handle:
-            shutil.copyfileobj(response, handle)
-    except OSError as error:
+        shutil.copyfile(source, tmp)  # content only: a read-only mirror must not make dest read-only
+        os.replace(tmp, target)
+    finally:
         tmp.unlink(missing_ok=True)
-        raise HarnessError(
-            f"cannot download {url} ({error}); set SPEC_BENCH_MIRROR to a local copy"
-        ) from None
-    os.replace(tmp, target)
+
+
+def _download_questions(target: Path) -> None:
+    if target.is_file():
+        return  # the remote size is unknown before downloading; the caller validates what is there
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_beside(target)
+    try:
+        try:
+            with urllib.request.urlopen(QUESTIONS_URL, timeout=DOWNLOAD_TIMEOUT_S) as response:
+                tmp.write_bytes(response.read())
+        except OSError as error:  # URLError, HTTPError and timeouts are all OSErrors
+            raise HarnessError(
+                f"cannot download {QUESTIONS_URL} ({error}); pass --mirror or set SPEC_BENCH_MIRROR"
+            ) from None
+        try:
+            load_questions(tmp)  # a bad download must not land under its final name
+        except HarnessError as error:
+            raise HarnessError(f"{QUESTIONS_URL} is not a valid question file: {error}") from None
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _from_mirror(dest: Path, mirror: Path) -> list[Path]:
+    if not (mirror / QUESTIONS).is_file():
+        raise HarnessError(f"mirror {mirror} has no {QUESTIONS}")
+    load_questions(mirror / QUESTIONS)  # refuse a corrupt source before copying it
+    written = []
+    for relative in (QUESTIONS, LIMA):
+        if (mirror / relative).is_file():
+            _copy(mirror / relative, dest / relative)
+            written.append(dest / relative)
+        else:
+            print(f"note: mirror {mirror} has no {relative}; skipped", file=sys.stderr)
+    return written
 
 
 def fetch(dest: str | Path, mirror: str | Path | None = None) -> list[Path]:
-    """Put the question file (and LIMA when the mirror has it) under ``dest``."""
+    """Put the question file (and LIMA when a mirror has it) under ``dest``; return their paths."""
     dest = Path(dest)
-    mirror = Path(mirror) if mirror else default_mirror()
-    written = []
-    if mirror is not None:
-        if not (mirror / QUESTIONS).is_file():
-            raise HarnessError(f"mirror {mirror} has no {QUESTIONS}")
-        load_questions(mirror / QUESTIONS)  # refuse a corrupt source before copying it
-        _copy(mirror / QUESTIONS, dest / QUESTIONS)
-        written.append(dest / QUESTIONS)
-        if (mirror / LIMA).is_file():
-            _copy(mirror / LIMA, dest / LIMA)
-            written.append(dest / LIMA)
-    else:
-        if not (dest / QUESTIONS).is_file():
-            _download(QUESTIONS_URL, dest / QUESTIONS)
-        written.append(dest / QUESTIONS)
-        print(
-            "note: the offline LIMA corpus comes only from a mirror; REST/HD databases can be "
-            "built from UltraChat/OASST1 with internet (corpus=ultrachat)",
-            file=sys.stderr,
-        )
+    source = Path(mirror) if mirror else default_mirror()
+    try:
+        if source is not None:
+            written = _from_mirror(dest, source)
+        else:
+            _download_questions(dest / QUESTIONS)
+            written = [dest / QUESTIONS]
+            print(
+                "note: the offline LIMA corpus is only available from a mirror (--mirror); REST/HD "
+                "databases can be built from UltraChat via `datasets` with internet",
+                file=sys.stderr,
+            )
+    except OSError as error:  # unwritable dest, dest is a file, disk full, ...
+        raise HarnessError(f"cannot write under {dest}: {error}") from None
+    # Also catches a same-size but different file that was kept above.
+    load_questions(dest / QUESTIONS)
     return written
 
 
 def main(argv: list[str] | None = None) -> int:
+    summary, _, details = (__doc__ or "").partition("\n\n")  # `or`: docstrings vanish under -OO
     parser = argparse.ArgumentParser(
-        prog="python -m spec_bench.data.fetch", description=__doc__.split("\n\n")[0]
+        prog="python -m spec_bench.data.fetch",
+        description=summary,
+        epilog=details,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--dest", default="data", help="data folder to fill (default: data)")
     parser.add_argument(
         "--mirror",
         default=None,
-        help="local copy of Spec-Bench data (default: $SPEC_BENCH_MIRROR or ../shared/data)",
+        metavar="DIR",
+        help="local copy holding spec_bench/question.jsonl and corpora/lima.json "
+        "(default: $SPEC_BENCH_MIRROR, else ../shared/data beside the repository)",
     )
     args = parser.parse_args(argv)
     try:

@@ -24,6 +24,7 @@ SMOLLM_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging
 
 
 def _vicuna(turns: list[str], answers: list[str]) -> str:
+    # FastChat's ADD_COLON_TWO style: sep " " after the system and user turns, sep2 "</s>" after answers.
     prompt = VICUNA_SYSTEM + " "
     for question, answer in zip(turns, [*answers, None]):
         prompt += f"USER: {question} ASSISTANT:"
@@ -46,6 +47,8 @@ def _llama2(turns: list[str], answers: list[str]) -> str:
 
 
 def _chatml(turns: list[str], answers: list[str]) -> str:
+    # SmolLM2's own chat template with its default system message, as a literal string so that
+    # prompts do not depend on a tokenizer being loaded (a test checks the two agree).
     prompt = f"<|im_start|>system\n{SMOLLM_SYSTEM}<|im_end|>\n"
     for question, answer in zip(turns, [*answers, None]):
         prompt += f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"
@@ -63,6 +66,8 @@ def build_prompt(template: str, turns: list[str], answers: list[str]) -> str:
     builder = _BUILDERS.get(template)
     if builder is None:
         raise HarnessError(f"unknown chat template '{template}'; choose one of {', '.join(TEMPLATES)}")
+    if not turns:
+        raise HarnessError("a prompt needs at least one user turn")
     if len(answers) != len(turns) - 1:
         raise HarnessError(f"{len(turns)} turns need {len(turns) - 1} earlier answers, got {len(answers)}")
     return builder(list(turns), list(answers))
