@@ -78,7 +78,7 @@ class Runner:
         self.max_new_tokens = int(cfg.bench.max_new_tokens)
         self.target = target if target is not None else load_target(cfg.model, cfg.cache_dir)
         self.drafter = build_drafter(cfg, self.target)
-        self.engine = Engine(self.target, cfg.temperature, make_budget(cfg))
+        self.engine = Engine(self.target, cfg.temperature, make_budget(cfg, self.target))
         self.greedy = float(cfg.temperature) == 0.0
         self._check_prompt_lengths()
 
@@ -207,14 +207,15 @@ class Runner:
         return tokens
 
 
-def make_budget(cfg: DictConfig):
+def make_budget(cfg: DictConfig, target):
+    """The verification budget policy: fixed, or chosen per step from the target's cost curve."""
     budget = cfg.engine.budget
     if isinstance(budget, int) or (isinstance(budget, str) and budget.isdigit()):
         return FixedBudget(int(budget))
     if budget == "auto":
         from spec_bench.engine.cost import auto_budget
 
-        return auto_budget(cfg)
+        return auto_budget(cfg, target)
     raise HarnessError(f"engine.budget must be 'auto' or an integer, got '{budget}'")
 
 

@@ -1,5 +1,8 @@
 """The decoding loop: prefill once, then draft -> verify -> accept -> observe until done.
 
+The prefill's last logits give the first token (as in transformers' ``generate``), so a
+request costs one forward per step and no more.
+
 AR and every drafter run through ``Engine.generate``; AR is simply a drafter that never
 proposes anything, so both pay for exactly the same loop, cache and verifier.
 """
@@ -13,11 +16,12 @@ import torch
 
 from spec_bench.engine.budget import BudgetPolicy, FixedBudget
 from spec_bench.engine.cache import TreeCache
-from spec_bench.engine.proposal import Drafter, StepResult
-from spec_bench.engine.verify import accept_greedy, accept_sampling, build_tree_inputs
+from spec_bench.engine.proposal import Drafter, Proposal, StepResult
+from spec_bench.engine.verify import Acceptance, TreeInputBuilder, accept_greedy, accept_sampling
 from spec_bench.errors import HarnessError
 
 PHASES = ("draft", "forward", "accept", "bookkeeping")
+MAX_TREE_ROOM = 129  # cache rows reserved beyond prompt + answer for the last step's tree
 
 
 @dataclass
@@ -66,6 +70,7 @@ class Engine:
         self.model = target.model
         self.temperature = float(temperature)
         self.budget = budget or FixedBudget(16)
+        self.inputs = TreeInputBuilder(target.device, target.dtype)
 
     @torch.inference_mode()
     def generate(
@@ -88,15 +93,12 @@ class Engine:
 
         drafter.reset(list(prompt_ids))
         clock.charge("draft")
-        cache = TreeCache()
-        if len(prompt_ids) > 1:
-            prefix = torch.tensor([prompt_ids[:-1]], device=target.device)
-            self.model(input_ids=prefix, cache=cache, use_cache=True)
-        clock.charge("forward")
+        # Room for the prompt, the answer and one more tree, reserved once.
+        cache = TreeCache(capacity=len(prompt_ids) + limit + MAX_TREE_ROOM)
+        step = self._prefill(prompt_ids, cache, generator, clock, result)
 
         context = list(prompt_ids)
-        while len(result.tokens) < limit:
-            step = self._step(context, drafter, cache, generator, limit - len(result.tokens), clock, result)
+        while True:
             drafter.observe(step)
             clock.charge("draft")
             result.tokens += step.tokens
@@ -107,11 +109,39 @@ class Engine:
             if step.tokens[-1] in target.eos_token_ids:
                 result.stop_reason = "eos"
                 break
-        else:
-            if limit < max_new_tokens:
-                result.stop_reason = "context"
+            if len(result.tokens) >= limit:
+                if limit < max_new_tokens:
+                    result.stop_reason = "context"
+                break
+            step = self._step(context, drafter, cache, generator, limit - len(result.tokens), clock, result)
         result.wall_time_s = time.perf_counter() - start
         return result
+
+    def _prefill(
+        self,
+        prompt_ids: list[int],
+        cache: TreeCache,
+        generator: torch.Generator,
+        clock: _Clock,
+        result: Generation,
+    ) -> StepResult:
+        """The whole prompt in one forward, whose last logits give the first token, as in
+        transformers' ``generate``: the first step, verifying nothing (budget 0)."""
+        prompt = torch.tensor([prompt_ids], device=self.target.device)
+        # One row of logits, not a vocab-sized row per prompt token.
+        logits = self.model(input_ids=prompt, cache=cache, use_cache=True, logits_to_keep=1).logits[0]
+        clock.charge("forward")
+        nothing = Proposal()
+        acceptance = self._accept(logits, nothing, generator)
+        result.budgets.append(0)
+        result.proposed.append(0)
+        clock.charge("accept")
+        return StepResult([acceptance.bonus_token], ["bonus"], nothing)
+
+    def _accept(self, logits: torch.Tensor, proposal: Proposal, generator: torch.Generator) -> Acceptance:
+        if self.temperature > 0:
+            return accept_sampling(logits, proposal, self.temperature, generator)
+        return accept_greedy(logits, proposal)
 
     def _step(
         self,
@@ -126,8 +156,9 @@ class Engine:
         target = self.target
         past_length = len(context) - 1  # the root (last token) is not cached yet
         budget = self.budget.choose()
-        # Tree positions must stay inside the context window.
-        budget = max(0, min(budget, target.context_window - len(context)))
+        # Tree positions must stay inside the context window, and drafts past the token
+        # limit could never be emitted (so verifying them would be wasted work).
+        budget = max(0, min(budget, target.context_window - len(context), tokens_left - 1))
         result.budgets.append(budget)
         proposal = drafter.propose(context, budget)
         clock.charge("draft")
@@ -136,7 +167,7 @@ class Engine:
                 f"drafter '{drafter.name}' proposed {len(proposal)} tokens, over the budget of {budget}"
             )
 
-        inputs = build_tree_inputs(context[-1], proposal, past_length, target.device, target.dtype)
+        inputs = self.inputs.build(context[-1], proposal, past_length)
         clock.charge("bookkeeping")
         logits = self.model(
             input_ids=inputs.input_ids,
@@ -147,10 +178,7 @@ class Engine:
         ).logits[0]
         clock.charge("forward")
 
-        if self.temperature > 0:
-            acceptance = accept_sampling(logits, proposal, self.temperature, generator)
-        else:
-            acceptance = accept_greedy(logits, proposal)
+        acceptance = self._accept(logits, proposal, generator)
         tokens = [proposal.tokens[node] for node in acceptance.accepted_nodes] + [acceptance.bonus_token]
         sources = [proposal.sources[node] for node in acceptance.accepted_nodes] + ["bonus"]
         tokens, sources = _stop_early(tokens, sources, tokens_left, target.eos_token_ids)

@@ -41,31 +41,67 @@ def tree_parents(proposal: Proposal) -> list[int]:
     return parents
 
 
+class TreeInputBuilder:
+    """Builds each step's verification inputs, reusing one mask buffer across steps.
+
+    The mask is additive, ``(1, 1, n, past + n)``: the prefix columns are all visible and
+    only the last ``n`` columns (the tree) carry a pattern. It is a contiguous view of a
+    buffer that only grows, so steps do not allocate it again (a mask is valid until the
+    next ``build``); token ids and positions go to the device together in one copy.
+    """
+
+    def __init__(self, device: torch.device, dtype: torch.dtype) -> None:
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.hidden = torch.finfo(dtype).min
+        self._mask_buffer = torch.zeros(0, dtype=dtype, device=self.device)
+
+    def build(self, root_token: int, proposal: Proposal, past_length: int) -> TreeInputs:
+        parents = tree_parents(proposal)
+        n = len(parents)
+        # Each node sees its ancestors and itself; parents come before children.
+        depths = [0] * n
+        ancestors: list[list[int]] = [[0]]
+        rows, cols = [0], [0]
+        for node in range(1, n):
+            parent = parents[node]
+            depths[node] = depths[parent] + 1
+            seen = [*ancestors[parent], node]
+            ancestors.append(seen)
+            rows += [node] * len(seen)
+            cols += seen
+
+        mask = self._mask(n, past_length + n)
+        mask[..., :past_length].zero_()
+        if n == 1:
+            mask[..., past_length:].zero_()
+        else:
+            tree_block = torch.full((n, n), self.hidden, dtype=self.dtype)
+            tree_block[rows, cols] = 0.0
+            mask[0, 0, :, past_length:].copy_(tree_block)
+
+        tokens = [root_token, *proposal.tokens, *proposal.branch_tokens]
+        positions = [past_length + depth for depth in depths]
+        ids_and_positions = torch.tensor([tokens, positions]).to(self.device)
+        return TreeInputs(
+            input_ids=ids_and_positions[0:1],
+            position_ids=ids_and_positions[1:2],
+            attention_mask=mask,
+            n_drafts=proposal.n_drafts,
+        )
+
+    def _mask(self, rows: int, cols: int) -> torch.Tensor:
+        needed = rows * cols
+        if self._mask_buffer.numel() < needed:
+            self._mask_buffer = torch.empty(2 * needed, dtype=self.dtype, device=self.device)
+        return self._mask_buffer[:needed].view(1, 1, rows, cols)
+
+
 def build_tree_inputs(
     root_token: int, proposal: Proposal, past_length: int, device: torch.device, dtype: torch.dtype
 ) -> TreeInputs:
-    parents = tree_parents(proposal)
-    n = len(parents)
-    depths = [0] * n
-    for node in range(1, n):
-        depths[node] = depths[parents[node]] + 1
-
-    visible = torch.zeros((n, n), dtype=torch.bool)
-    visible[0, 0] = True
-    for node in range(1, n):  # parents come before children, so each row extends its parent's
-        visible[node] = visible[parents[node]]
-        visible[node, node] = True
-    mask = torch.zeros((1, 1, n, past_length + n), dtype=dtype)
-    mask[0, 0, :, past_length:].masked_fill_(~visible, torch.finfo(dtype).min)
-
-    tokens = [root_token, *proposal.tokens, *proposal.branch_tokens]
-    positions = [past_length + depth for depth in depths]
-    return TreeInputs(
-        input_ids=torch.tensor([tokens], device=device),
-        position_ids=torch.tensor([positions], device=device),
-        attention_mask=mask.to(device),
-        n_drafts=proposal.n_drafts,
-    )
+    """One-off inputs (the engine keeps a ``TreeInputBuilder`` instead)."""
+    return TreeInputBuilder(device, dtype).build(root_token, proposal, past_length)
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Benchmarks of the engine itself (``make bench``): results go to benchmarks/<machine>/<date>.md."""

@@ -1,0 +1,113 @@
+"""The cost model is measured once and reused; the automatic budget follows acceptance and
+cost; no budget, automatic or fixed, changes a greedy output."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from baselines.pld import PromptLookupDrafter
+from spec_bench.engine.budget import FixedBudget
+from spec_bench.engine.cost import AutoBudget, LatencyCurve, load_latency_curve, measure_latency_curve
+from spec_bench.engine.decode import Engine
+
+# Shaped like this CPU's: flat for a few tokens, then roughly linear.
+CPU_LIKE = LatencyCurve(
+    sizes=[1, 2, 4, 8, 16, 32, 64, 128],
+    seconds=[0.060, 0.061, 0.063, 0.070, 0.100, 0.160, 0.300, 0.580],
+)
+
+
+def test_curve_interpolates_and_extrapolates():
+    curve = LatencyCurve(sizes=[1, 2, 4], seconds=[1.0, 2.0, 3.0])
+    assert curve.latency(1) == curve.latency(0) == 1.0
+    assert curve.latency(3) == pytest.approx(2.5)
+    assert curve.latency(8) == pytest.approx(5.0)  # the last slope, continued
+
+
+def test_cost_curve_is_cached_and_reused(target, tmp_path):
+    calls = []
+
+    def counting_measure(*args, **kwargs):
+        calls.append(kwargs)
+        return measure_latency_curve(*args, **kwargs)
+
+    settings = dict(sizes=(1, 2), prefix_length=16, repeats=1, measure=counting_measure)
+    first = load_latency_curve(target, tmp_path, **settings)
+    files = list((tmp_path / "cost").glob("*.json"))
+    assert len(calls) == 1 and len(files) == 1
+    assert target.name in files[0].name and "float32" in files[0].name
+    assert json.loads(files[0].read_text())["sizes"] == [1, 2]
+    assert all(seconds > 0 for seconds in first.seconds)
+
+    again = load_latency_curve(target, tmp_path, **settings)
+    assert len(calls) == 1 and again == first  # read back, not measured
+
+    load_latency_curve(target, tmp_path, **settings, refresh=True)
+    assert len(calls) == 2
+    load_latency_curve(target, tmp_path, **{**settings, "sizes": (1, 3)})  # other settings
+    assert len(calls) == 3
+
+
+def simulate(policy: AutoBudget, accepted_at, steps: int = 400) -> Counter:
+    """Run the policy against a drafter that fills every budget and gets
+    ``accepted_at(budget)`` drafts accepted; count the budgets of the second half."""
+    chosen = Counter()
+    for step in range(steps):
+        budget = policy.choose()
+        assert budget in policy.candidates
+        policy.record(budget, budget, accepted_at(budget))
+        if step >= steps // 2:
+            chosen[budget] += 1
+    return chosen
+
+
+def test_auto_budget_grows_when_drafts_are_accepted():
+    chosen = simulate(AutoBudget(CPU_LIKE, max_budget=64), lambda budget: budget)
+    assert chosen.most_common(1)[0][0] >= 32
+
+
+def test_auto_budget_falls_to_ar_when_drafts_are_never_accepted():
+    chosen = simulate(AutoBudget(CPU_LIKE, max_budget=64), lambda budget: 0)
+    assert chosen.most_common(1)[0][0] == 0
+    assert chosen[0] >= 0.8 * sum(chosen.values())  # the rest is exploring budget 1
+
+
+def test_auto_budget_weighs_acceptance_against_cost():
+    # Three drafts accepted at most: 4 nodes are worth verifying, 8 cost more than they gain.
+    chosen = simulate(AutoBudget(CPU_LIKE, max_budget=64), lambda budget: min(budget, 3))
+    assert chosen.most_common(1)[0][0] == 4
+
+
+def test_auto_budget_costs_only_what_was_proposed():
+    policy = AutoBudget(CPU_LIKE, max_budget=64)
+    for _ in range(64):
+        policy.record(64, 0, 0)  # budget 64 offered, nothing proposed: a 1-token forward
+    assert policy.seconds[64] == pytest.approx(CPU_LIKE.latency(1), rel=0.05)
+    policy.record(5, 5, 2)  # cut short by the token limit: counts for budget 4
+    assert policy.observed[4] == 1
+
+
+PROMPT = (
+    "<|im_start|>user\nRepeat this line twice: the quick brown fox jumps over the lazy dog "
+    "near the river bank.<|im_end|>\n<|im_start|>assistant\n"
+)
+
+
+def test_greedy_output_is_the_same_for_every_budget(target):
+    prompt = target.encode(PROMPT)
+    reference = Engine(target, 0.0, FixedBudget(0)).generate(prompt, PromptLookupDrafter(3, 10, 4), 40)
+    policies = {
+        "auto": AutoBudget(CPU_LIKE, max_budget=64, explore_every=2),
+        "8": FixedBudget(8),
+        "64": FixedBudget(64),
+    }
+    for name, policy in policies.items():
+        generation = Engine(target, 0.0, policy).generate(prompt, PromptLookupDrafter(3, 10, 4), 40)
+        assert generation.tokens == reference.tokens, name
+        assert len(generation.budgets) == len(generation.proposed) == generation.steps
+        assert all(proposed <= budget for proposed, budget in zip(generation.proposed, generation.budgets))
+    auto = policies["auto"]
+    assert auto.steps >= 2 and sum(auto.observed.values()) > 0
