@@ -47,7 +47,7 @@ PROMPT_LOOKUP_TOKENS = 10  # generate's prompt lookup, with Spec-Bench's num_pre
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=6, help="Spec-Bench prompts, categories in turn")
-    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--max-new-tokens", type=int, default=40)
     parser.add_argument("--out", default="benchmarks", help="folder of <machine>/<date>.md")
     parser.add_argument("--drafters", default=",".join(DRAFTERS), help="those implemented are swept")
     parser.add_argument("--budgets", default="8,16,32,64", help="fixed budgets to compare with auto")
@@ -208,8 +208,38 @@ def summarise(outcomes: dict[str, list[Outcome]]) -> dict[str, dict]:
                 overhead_ms_per_step=1000 * (sum(phases.values()) - phases["forward"]) / steps,
                 budgets=dict(sorted(Counter(b for run in runs for b in run.budgets).items())),
             )
+        row["per_prompt"] = [{"new_tokens": len(run.tokens), "seconds": run.seconds} for run in runs]
         rows[name] = row
     return rows
+
+
+def auto_vs_fixed(rows: dict[str, dict]) -> dict[str, dict]:
+    """Per drafter: the automatic budget against the best fixed one of this run."""
+    table = {}
+    for name, row in rows.items():
+        if not name.endswith("@auto"):
+            continue
+        drafter = name.removesuffix("@auto")
+        fixed = {n: r for n, r in rows.items() if n.startswith(drafter + "@") and n != name}
+        if not fixed:
+            continue
+        best = max(fixed, key=lambda n: fixed[n]["tokens_per_s"])
+        table[drafter] = {
+            "auto_tokens_per_s": row["tokens_per_s"],
+            "best_fixed": best,
+            "best_fixed_tokens_per_s": fixed[best]["tokens_per_s"],
+            "auto_over_best_fixed": row["tokens_per_s"] / fixed[best]["tokens_per_s"],
+            "auto_over_ar": row["speedup_vs_ar"],
+        }
+    return table
+
+
+def per_prompt_ratios(rows: dict[str, dict], ours: str, theirs: str) -> list[float]:
+    """Per-prompt tokens/s ratios: their spread shows this machine's timing noise."""
+    return [
+        (a["new_tokens"] / a["seconds"]) / (b["new_tokens"] / b["seconds"])
+        for a, b in zip(rows[ours]["per_prompt"], rows[theirs]["per_prompt"])
+    ]
 
 
 def _rate(runs: list[Outcome]) -> float:
@@ -247,7 +277,11 @@ def markdown(result: dict) -> str:
             )
     ar = rows["ar"]
     provenance = "read from the cache" if result["curve_cached"] else "measured now"
+    spread = per_prompt_ratios(rows, "ar", "generate")
     lines += [
+        "",
+        f"Per prompt, `ar` / `generate` ranges over {min(spread):.3f} to {max(spread):.3f} "
+        "(the same work on both sides: this is the machine's timing noise).",
         "",
         f"`generate+pld` is `generate(prompt_lookup_num_tokens={PROMPT_LOOKUP_TOKENS})`; `pld@auto` "
         "is our prompt lookup at the automatic budget. Our `ar` spends "
@@ -280,6 +314,19 @@ def markdown(result: dict) -> str:
             f"| `{name}` | {row['tokens_per_s']:.2f} | {row['speedup_vs_ar']:.3f} | "
             f"{row['mean_accepted_tokens']:.2f} | {row['mean_verified']:.1f} | "
             f"{row['equal_to_ar']}/{row['prompts']} | {phases} | {budgets} |"
+        )
+    lines += [
+        "",
+        "## Automatic budget against the best fixed budget of this run",
+        "",
+        "| drafter | auto tokens/s | best fixed | its tokens/s | auto / best fixed | auto / `ar` |",
+        "| --- | ---: | --- | ---: | ---: | ---: |",
+    ]
+    for drafter, row in result["auto_vs_fixed"].items():
+        lines.append(
+            f"| `{drafter}` | {row['auto_tokens_per_s']:.2f} | `{row['best_fixed']}` | "
+            f"{row['best_fixed_tokens_per_s']:.2f} | {row['auto_over_best_fixed']:.3f} | "
+            f"{row['auto_over_ar']:.3f} |"
         )
     for name, reason in result["skipped"].items():
         lines.append(f"\n`{name}` skipped: {reason}")
@@ -320,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         "config": OmegaConf.to_container(cfg.engine, resolve=True),
         "latency_curve": {"sizes": curve.sizes, "seconds": curve.seconds, "settings": curve.settings},
         "curve_cached": curve_cached,
-        "variants": summarise(outcomes),
+        "variants": (rows := summarise(outcomes)),
+        "auto_vs_fixed": auto_vs_fixed(rows),
         "auto_budget_state": {v.name: v.policy.summary() for v in variants if v.name.endswith("@auto")},
         "skipped": skipped,
         "total_seconds": time.perf_counter() - started,

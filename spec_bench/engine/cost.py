@@ -21,12 +21,13 @@ means of the tokens gained and of the cost, and verifies the ``b`` with the best
   tokens on a CPU, tens on a GPU); a budget's first observation replaces it.
 - Running means forget with a horizon of ``memory`` observations per budget, because
   acceptance drifts with the content (copying phases, new questions).
-- Exploration is local: every ``explore_every``-th step tries a neighbour of the current best
-  (alternately the smaller and the larger). Accepted drafts are concave in ``b`` (the best
-  drafts come first, so each extra node is worth less) and the latency curve is convex (flat,
-  then linear), so the throughput ratio is unimodal in ``b``: the neighbours of the best are
-  the only places a better budget can be, and trying them costs little since they are
-  near-optimal too.
+- Exploration is local: each neighbour of the current best is tried every ``explore_every``
+  steps. Accepted drafts are concave in ``b`` (the best drafts come first, so each extra node
+  is worth less) and the latency curve is convex (flat, then linear), so the throughput
+  ratio is unimodal in ``b``: the neighbours of the best are the only places a better budget
+  can be, and trying them costs little since they are near-optimal too. A try that confirms
+  a neighbour is worse doubles its wait (up to 8x), so a settled choice costs almost nothing;
+  a new best resets the waits.
 
 Budgets only change what is verified, never what is emitted: greedy outputs are identical
 for every budget. The choice is deterministic (no random exploration), so runs repeat.
@@ -58,6 +59,7 @@ PREFIX_LENGTH = 300  # cached tokens before the tree: about a Spec-Bench prompt
 REPEATS = 3
 CHAIN_LENGTH = 10  # the measured tree: chains of this many tokens below the root, like PLD's
 FORMAT = 1  # bump when the cached file's meaning changes
+MAX_WAIT_FACTOR = 8  # a neighbour confirmed worse is still tried every 8 x explore_every steps
 
 
 @dataclass
@@ -202,10 +204,10 @@ class AutoBudget:
     module docstring for the model)."""
 
     def __init__(
-        self, curve: LatencyCurve, max_budget: int = 64, explore_every: int = 8, memory: int = 16
+        self, curve: LatencyCurve, max_budget: int = 64, explore_every: int = 8, memory: int = 32
     ) -> None:
-        if max_budget < 1 or explore_every < 2 or memory < 1:
-            raise ValueError("need max_budget >= 1, explore_every >= 2 and memory >= 1")
+        if max_budget < 1 or explore_every < 1 or memory < 1:
+            raise ValueError("need max_budget, explore_every and memory >= 1")
         self.curve = curve
         self.explore_every = explore_every
         self.memory = memory
@@ -215,8 +217,11 @@ class AutoBudget:
         self.tokens = {b: 2.0 - 0.5**b for b in self.candidates}
         self.seconds = {b: curve.latency(1 + b) for b in self.candidates}
         self.observed = dict.fromkeys(self.candidates, 0)
+        # Steps to wait before exploring each candidate again, and when it was last tried.
+        self.wait = dict.fromkeys(self.candidates, explore_every)
+        self.tried_at = dict.fromkeys(self.candidates, 0)
         self.steps = 0
-        self.explore_larger = False
+        self.current = self.best()
 
     def rate(self, budget: int) -> float:
         """Estimated tokens per second when verifying ``budget`` nodes per step."""
@@ -229,15 +234,15 @@ class AutoBudget:
     def choose(self) -> int:
         self.steps += 1
         best = self.best()
-        if self.steps % self.explore_every:
-            return best
+        if best != self.current:  # new terrain: explore around it at the base pace again
+            self.current = best
+            self.wait = dict.fromkeys(self.candidates, self.explore_every)
         index = self.candidates.index(best)
-        smaller = self.candidates[index - 1] if index > 1 else None  # 0 is known: never explored
-        larger = self.candidates[index + 1] if index + 1 < len(self.candidates) else None
-        self.explore_larger = not self.explore_larger
-        if self.explore_larger:
-            return larger if larger is not None else smaller if smaller is not None else best
-        return smaller if smaller is not None else larger if larger is not None else best
+        neighbours = self.candidates[max(1, index - 1) : index] + self.candidates[index + 1 : index + 2]
+        due = [b for b in neighbours if self.steps - self.tried_at[b] >= self.wait[b]]  # 0 is known
+        choice = min(due, key=lambda b: self.tried_at[b]) if due else best
+        self.tried_at[choice] = self.steps
+        return choice
 
     def record(self, budget: int, proposed: int, accepted_drafts: int) -> None:
         # Budgets cut short (context window, token limit) count for the candidate below.
@@ -248,6 +253,9 @@ class AutoBudget:
         weight = 1.0 / min(self.observed[bucket], self.memory)  # the first observation replaces the prior
         self.tokens[bucket] += weight * (1 + accepted_drafts - self.tokens[bucket])
         self.seconds[bucket] += weight * (self.curve.latency(1 + proposed) - self.seconds[bucket])
+        if bucket != self.current and self.rate(bucket) < self.rate(self.current):
+            # Confirmed worse: try it half as often (a settled choice then costs ~nothing).
+            self.wait[bucket] = min(2 * self.wait[bucket], MAX_WAIT_FACTOR * self.explore_every)
 
     def summary(self) -> dict[int, dict[str, float]]:
         """Per candidate: observations, mean tokens per step, mean cost, estimated rate."""
@@ -277,5 +285,5 @@ def auto_budget(cfg, target) -> AutoBudget:
         curve,
         max_budget=int(engine.max_budget),
         explore_every=int(engine.get("explore_every", 8)),
-        memory=int(engine.get("acceptance_memory", 16)),
+        memory=int(engine.get("acceptance_memory", 32)),
     )
