@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from scipy.stats import chisquare
 
 from spec_bench.engine.budget import FixedBudget
 from spec_bench.engine.cache import TreeCache
 from spec_bench.engine.decode import Engine
 from spec_bench.engine.proposal import ROOT, NoDrafter, Proposal
-from spec_bench.engine.verify import accept_greedy, accept_sampling, build_tree_inputs, tree_parents
+from spec_bench.engine.verify import accept_greedy, build_tree_inputs, tree_parents
+
+from .distribution import sampling_pvalues
 
 PROMPT = "<|im_start|>user\nName three colours of the rainbow.<|im_end|>\n<|im_start|>assistant\n"
 
@@ -162,7 +163,6 @@ def test_prompt_longer_than_context_is_rejected(target):
 # --- sampling: synthetic distributions, no model -------------------------------------
 
 VOCAB = 6
-TEMPERATURE = 1.0
 
 
 def synthetic_case() -> tuple[torch.Tensor, Proposal]:
@@ -176,11 +176,6 @@ def synthetic_case() -> tuple[torch.Tensor, Proposal]:
     logits = torch.randn((1 + proposal.n_drafts, VOCAB), generator=generator) * 1.5
     logits[0, 5] = -6.0
     return logits, proposal
-
-
-def first_two_tokens(acceptance, proposal) -> tuple[int, int | None]:
-    tokens = [proposal.tokens[n] for n in acceptance.accepted_nodes] + [acceptance.bonus_token]
-    return tokens[0], tokens[1] if len(tokens) > 1 else None
 
 
 def biased_accept(logits, proposal, temperature, generator):
@@ -199,33 +194,15 @@ def biased_accept(logits, proposal, temperature, generator):
     return Acceptance([], int(torch.multinomial(probs, 1, generator=generator)), [])
 
 
-def chi_square_pvalue(rule, draws: int = 20000) -> tuple[float, float]:
-    """p-values of the first token against p(. | root) and of the second token, given the
-    first was the drafted 2, against p(. | root, 2)."""
-    logits, proposal = synthetic_case()
-    generator = torch.Generator().manual_seed(1234)
-    first_counts = torch.zeros(VOCAB)
-    second_counts = torch.zeros(VOCAB)
-    for _ in range(draws):
-        first, second = first_two_tokens(rule(logits, proposal, TEMPERATURE, generator), proposal)
-        first_counts[first] += 1
-        if first == 2 and second is not None:
-            second_counts[second] += 1
-    p_first = torch.softmax(logits[0] / TEMPERATURE, -1)
-    p_second = torch.softmax(logits[1] / TEMPERATURE, -1)
-    first_p = chisquare(first_counts.numpy(), (p_first * draws).numpy()).pvalue
-    n_second = second_counts.sum()
-    second_p = chisquare(second_counts.numpy(), (p_second * n_second).numpy()).pvalue
-    return float(first_p), float(second_p)
-
-
 def test_rejection_sampling_keeps_target_distribution():
-    first_p, second_p = chi_square_pvalue(accept_sampling)
+    logits, proposal = synthetic_case()
+    first_p, second_p = sampling_pvalues(proposal, logits)
     assert first_p > 1e-3 and second_p > 1e-3
 
 
 def test_distribution_test_catches_a_biased_rule():
-    first_p, _ = chi_square_pvalue(biased_accept)
+    logits, proposal = synthetic_case()
+    first_p, _ = sampling_pvalues(proposal, logits, rule=biased_accept)
     assert first_p < 1e-6
 
 

@@ -85,6 +85,23 @@ def load_target(model_cfg, cache_dir: str | os.PathLike) -> Target:
     )
 
 
+def load_tokenizer(model_cfg, cache_dir: str | os.PathLike):
+    """The model's tokenizer alone (building a database needs no weights on the device)."""
+    from transformers import AutoTokenizer
+
+    path = str(model_cfg.path)
+    if path.startswith(EMBEDDED_PREFIX):
+        _, dtype = resolve_device_dtype("cpu", model_cfg.get("dtype", "auto"))
+        path, _ = _embedded_weights(path[len(EMBEDDED_PREFIX) :], dtype, Path(cache_dir))
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError):
+        raise HarnessError(
+            f"cannot load the tokenizer of model '{model_cfg.name}' from '{path}'; "
+            f"run with model.path=/path/to/local/folder"
+        ) from None
+
+
 def _from_pretrained(folder: str, dtype: torch.dtype, device: torch.device, name: str, **kwargs):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -1,0 +1,8 @@
+"""Retrieval datastore: REST's suffix-array index over a chat corpus, shared by
+REST and HD's statistics database. Build it ahead with ``python -m spec_bench.datastore``;
+runs build it on first use otherwise."""
+
+from spec_bench.datastore.index import SuffixIndex, write_index
+from spec_bench.datastore.store import DatastoreSettings, datastore_for, open_datastore
+
+__all__ = ["DatastoreSettings", "SuffixIndex", "datastore_for", "open_datastore", "write_index"]

@@ -1,0 +1,65 @@
+"""Build (or show) the retrieval datastore REST and HD's statistics database read.
+
+    python -m spec_bench.datastore --model smollm2_135m --corpus lima
+    python -m spec_bench.datastore --model vicuna7b --corpus ultrachat --limit 100000
+
+The index is cached under <cache_dir>/datastore/, keyed by tokenizer, corpus and limit;
+runs find it there (and build it themselves when it is missing). Spec-Bench's questions
+are excluded from the corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from spec_bench.errors import HarnessError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    summary, _, details = (__doc__ or "").partition("\n\n")
+    parser = argparse.ArgumentParser(
+        prog="python -m spec_bench.datastore",
+        description=summary,
+        epilog=details,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", default="smollm2_135m", help="a conf/model/ name (its tokenizer is used)")
+    parser.add_argument("--corpus", default="lima", help="lima, ultrachat, oasst1 or a JSON/JSONL file")
+    parser.add_argument("--limit", type=int, default=None, help="conversations to index (default: all)")
+    parser.add_argument("overrides", nargs="*", help="more config overrides, e.g. data_dir=/data")
+    args = parser.parse_args(argv)
+
+    from hydra import compose, initialize_config_dir
+
+    overrides = [
+        f"model={args.model}",
+        "drafter=rest",
+        f"drafter.datastore.corpus={args.corpus}",
+        f"drafter.datastore.limit={'null' if args.limit is None else args.limit}",
+        *args.overrides,
+    ]
+    try:
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=overrides)
+        from spec_bench.datastore.store import datastore_for
+        from spec_bench.models import load_tokenizer
+
+        index = datastore_for(cfg, load_tokenizer(cfg.model, cfg.cache_dir))
+    except HarnessError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    meta_file = index.path.parent / "meta.json"
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    print(f"ok {index.path} ({index.n_tokens:,} tokens)")
+    if meta:
+        print(json.dumps(meta, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""REST's suffix-array datastore, in its DraftRetriever's on-disk layout.
+
+Layout (``FasterDecoding/REST``, ``DraftRetriever``): a sequence of chunks, each
+``u32 n_bytes, i32 tokens[n], u32 n_bytes, i32 suffix_array[n]``, little-endian. The
+tokens of all entries are concatenated without separators (as in REST, a continuation can
+run into the next entry) and each chunk has its own suffix array, so a corpus of any size
+is built chunk by chunk in bounded memory.
+
+Why not the PyPI package ``draftretriever`` (0.1.1): despite the name it is not REST's
+retriever. Its Writer stores a table of next-token frequencies per token *pair* (bincode),
+so no suffix longer than two tokens can be matched, and its Reader's ``search`` runs a
+randomised tree search that adds to the table on every query and can panic inside a Rust
+thread, which aborts the Python process (losing the run). So this module writes REST's
+layout itself (suffix arrays by prefix doubling in numpy) and reads it with numpy: exact
+longest-suffix matches, deterministic, and a crash-free reader.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from spec_bench.errors import HarnessError
+
+CHUNK_TOKENS = 1 << 24  # 64 MiB of tokens per chunk; suffix sorting needs ~10x that in RAM
+
+
+def suffix_array(tokens: np.ndarray) -> np.ndarray:
+    """Start positions of the suffixes of ``tokens`` in lexicographic order (a suffix that is
+    a prefix of another sorts first), by prefix doubling: O(n log^2 n), all in numpy."""
+    n = len(tokens)
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    rank = np.unique(tokens, return_inverse=True)[1].astype(np.int64)
+    order = np.argsort(rank, kind="stable")
+    width = 1
+    while True:
+        following = np.full(n, -1, dtype=np.int64)  # -1: past the end sorts first
+        following[: n - width] = rank[width:]
+        order = np.lexsort((following, rank))
+        first, second = rank[order], following[order]
+        new_group = np.empty(n, dtype=bool)
+        new_group[0] = True
+        new_group[1:] = (first[1:] != first[:-1]) | (second[1:] != second[:-1])
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.cumsum(new_group) - 1
+        if rank[order[-1]] == n - 1 or width >= n:  # every suffix has its own rank
+            return order
+        width *= 2
+
+
+def write_index(
+    entries: Iterable[list[int]], path: str | os.PathLike, vocab_size: int, chunk_tokens: int = CHUNK_TOKENS
+) -> int:
+    """Write ``entries`` (token lists) as an index at ``path``; returns the token count.
+
+    Written beside ``path`` and renamed into place, so a crash never leaves a half index.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    total = 0
+    try:
+        with open(tmp, "wb") as handle:
+            pending: list[int] = []
+            for tokens in entries:
+                if not tokens:
+                    continue
+                if max(tokens) >= vocab_size or min(tokens) < 0:
+                    raise HarnessError(f"token id outside the vocabulary (size {vocab_size}) for {path}")
+                if pending and len(pending) + len(tokens) > chunk_tokens:
+                    _write_chunk(handle, pending)
+                    pending = []
+                pending.extend(tokens)
+                total += len(tokens)
+            if pending:
+                _write_chunk(handle, pending)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if total == 0:
+            raise HarnessError(f"no tokens to index for {path}: the corpus is empty")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return total
+
+
+def _write_chunk(handle, tokens: list[int]) -> None:
+    array = np.asarray(tokens, dtype="<i4")
+    suffixes = suffix_array(array).astype("<i4")
+    for block in (array, suffixes):
+        handle.write(np.uint32(block.nbytes).astype("<u4").tobytes())
+        handle.write(block.tobytes())
+
+
+@dataclass
+class _Chunk:
+    tokens: np.ndarray  # int32 view into the file
+    suffixes: np.ndarray  # int32 start positions in ``tokens``, sorted by suffix
+
+
+class SuffixIndex:
+    """Read-only view of an index file (REST DraftRetriever layout)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise HarnessError(f"datastore index not found: {self.path}")
+        raw = np.memmap(self.path, dtype=np.uint8, mode="r")
+        self.chunks: list[_Chunk] = []
+        offset = 0
+        try:
+            while offset < len(raw):
+                tokens, offset = _read_block(raw, offset)
+                suffixes, offset = _read_block(raw, offset)
+                if len(tokens) != len(suffixes):
+                    raise ValueError("token and suffix blocks differ in length")
+                self.chunks.append(_Chunk(tokens, suffixes))
+        except ValueError as error:
+            raise HarnessError(f"{self.path} is not a suffix-array index ({error})") from None
+        self.n_tokens = sum(len(chunk.tokens) for chunk in self.chunks)
+
+    def count(self, query: list[int]) -> int:
+        """Occurrences of ``query`` in the indexed text."""
+        return sum(hi - lo for _, lo, hi in self._ranges(query))
+
+    def continuations(self, query: list[int], length: int, max_matches: int) -> np.ndarray:
+        """The ``length`` tokens after up to ``max_matches`` occurrences of ``query``.
+
+        Rows are padded with -1 where a chunk ends. When there are more occurrences than
+        ``max_matches``, they are taken evenly across the suffix-array range rather than
+        from its start (REST's reader), whose lexicographic order would skew the counts
+        towards continuations that sort first.
+        """
+        ranges = self._ranges(query)
+        total = sum(hi - lo for _, lo, hi in ranges)
+        if total == 0 or length <= 0 or max_matches <= 0:
+            return np.empty((0, max(length, 0)), dtype=np.int64)
+        rows = []
+        for chunk, lo, hi in ranges:
+            take = max(1, round(max_matches * (hi - lo) / total)) if total > max_matches else hi - lo
+            picks = np.unique(np.linspace(lo, hi - 1, num=min(take, hi - lo)).round().astype(np.int64))
+            starts = chunk.suffixes[picks].astype(np.int64) + len(query)
+            positions = starts[:, None] + np.arange(length)[None, :]
+            inside = positions < len(chunk.tokens)
+            block = np.full(positions.shape, -1, dtype=np.int64)
+            block[inside] = chunk.tokens[positions[inside]]
+            rows.append(block)
+        return np.concatenate(rows)[:max_matches]
+
+    def _ranges(self, query: list[int]) -> list[tuple[_Chunk, int, int]]:
+        if not query:
+            raise ValueError("empty query")
+        found = []
+        for chunk in self.chunks:
+            lo = _bound(chunk, query, inclusive=False)
+            hi = _bound(chunk, query, inclusive=True)
+            if hi > lo:
+                found.append((chunk, lo, hi))
+        return found
+
+
+def _read_block(raw: np.ndarray, offset: int) -> tuple[np.ndarray, int]:
+    if offset + 4 > len(raw):
+        raise ValueError("truncated header")
+    n_bytes = int(raw[offset : offset + 4].view("<u4")[0])
+    start, end = offset + 4, offset + 4 + n_bytes
+    if n_bytes % 4 or end > len(raw):
+        raise ValueError("truncated block")
+    return raw[start:end].view("<i4"), end
+
+
+def _bound(chunk: _Chunk, query: list[int], inclusive: bool) -> int:
+    """First suffix-array slot whose suffix, cut to ``len(query)`` tokens, is >= ``query``
+    (``inclusive=False``) or > ``query`` (``inclusive=True``)."""
+    tokens, suffixes, width = chunk.tokens, chunk.suffixes, len(query)
+    lo, hi = 0, len(suffixes)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        start = int(suffixes[mid])
+        head = tokens[start : start + width].tolist()
+        if head < query or (inclusive and head == query):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo

@@ -1,0 +1,174 @@
+"""The cached retrieval datastore shared by REST and HD's statistics database (L).
+
+An index is built once per (tokenizer, corpus, limit) and kept under
+``<cache_dir>/datastore/<corpus>-<key>/``: ``index.bin`` (REST DraftRetriever layout) and
+``meta.json`` (what it was built from). A changed tokenizer, corpus file or limit gives a
+new key, hence a rebuild; an unchanged one is reused by every run and every drafter.
+Concurrent jobs (a parallel sweep) take a file lock, so one builds and the others wait.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from spec_bench.datastore.corpus import Corpus, excluded_texts, resolve_corpus
+from spec_bench.datastore.index import SuffixIndex, write_index
+from spec_bench.errors import HarnessError
+
+FORMAT = 2  # bump when what is indexed or its layout changes
+ENCODE_BATCH = 256
+
+_open_indexes: dict[Path, SuffixIndex] = {}  # one mapping per file per process
+
+
+@dataclass(frozen=True)
+class DatastoreSettings:
+    """``drafter.datastore`` of the run config."""
+
+    corpus: str = "lima"
+    limit: int | None = None  # conversations; None = all
+    build_if_missing: bool = True
+    path: str | None = None  # an index file to use as is, instead of the cached one
+
+    @classmethod
+    def from_config(cls, node) -> DatastoreSettings:
+        node = node or {}
+        limit = node.get("limit")
+        path = node.get("path")
+        return cls(
+            corpus=str(node.get("corpus", "lima")),
+            limit=None if limit is None else int(limit),
+            build_if_missing=bool(node.get("build_if_missing", True)),
+            path=None if path is None else str(path),
+        )
+
+
+def tokenizer_digest(tokenizer) -> str:
+    """Changes whenever the tokenizer would encode some text differently."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        text = backend.to_str()
+    else:
+        text = json.dumps(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def vocab_size_of(tokenizer) -> int:
+    # libsais wants an alphabet bound strictly above every symbol.
+    return len(tokenizer) + 1
+
+
+def index_folder(cache_dir: str | Path, corpus: Corpus, tokenizer, limit: int | None, excluded: str) -> Path:
+    key = json.dumps([FORMAT, corpus.identity, tokenizer_digest(tokenizer), limit, excluded])
+    return Path(cache_dir) / "datastore" / f"{corpus.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def open_datastore(
+    settings: DatastoreSettings,
+    tokenizer,
+    cache_dir: str | Path,
+    data_dir: str | Path,
+    excluded: list[str] = (),
+) -> SuffixIndex:
+    """The index for ``settings``: an explicit file, else the cached one, built if missing."""
+    if settings.path:
+        return _open(Path(settings.path))
+    corpus = resolve_corpus(settings.corpus, data_dir)
+    exclude = excluded_texts(excluded)
+    folder = index_folder(cache_dir, corpus, tokenizer, settings.limit, _digest_texts(exclude))
+    index_file = folder / "index.bin"
+    if not index_file.is_file():
+        if not settings.build_if_missing:
+            raise HarnessError(
+                f"no datastore index for corpus '{settings.corpus}' at {folder}; build it with "
+                f"`python -m spec_bench.datastore --corpus {settings.corpus}` (or set "
+                f"drafter.datastore.build_if_missing=true)"
+            )
+        build_datastore(corpus, tokenizer, folder, settings.limit, exclude)
+    return _open(index_file)
+
+
+def build_datastore(
+    corpus: Corpus, tokenizer, folder: Path, limit: int | None, exclude: frozenset[str] = frozenset()
+) -> dict:
+    """Tokenize every turn of ``corpus`` (one index entry per turn, as REST does) into
+    ``folder``; returns the metadata written beside the index."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent job building the same index: wait for it
+        meta_file = folder / "meta.json"
+        if (folder / "index.bin").is_file() and meta_file.is_file():
+            return json.loads(meta_file.read_text())
+        started = time.perf_counter()
+        counts = {"conversations": 0, "turns": 0}
+        n_tokens = write_index(
+            _encoded_turns(corpus.conversations(limit, exclude), tokenizer, counts, corpus.name),
+            folder / "index.bin",
+            vocab_size_of(tokenizer),
+        )
+        meta = {
+            "format": FORMAT,
+            "corpus": corpus.name,
+            "corpus_identity": corpus.identity,
+            "tokenizer": getattr(tokenizer, "name_or_path", ""),
+            "tokenizer_digest": tokenizer_digest(tokenizer),
+            "vocab_size": vocab_size_of(tokenizer),
+            "limit": limit,
+            "excluded_texts": len(exclude),
+            **counts,
+            "tokens": n_tokens,
+            "build_seconds": round(time.perf_counter() - started, 2),
+        }
+        meta_file.write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def _encoded_turns(conversations, tokenizer, counts: dict, name: str):
+    batch: list[str] = []
+    with tqdm(desc=f"datastore {name}", unit=" conv", mininterval=1.0) as progress:
+        for conversation in conversations:
+            counts["conversations"] += 1
+            progress.update(1)
+            batch.extend(turn for turn in conversation.turns if turn.strip())
+            if len(batch) >= ENCODE_BATCH:
+                yield from _encode(batch, tokenizer, counts)
+                batch = []
+        yield from _encode(batch, tokenizer, counts)
+
+
+def _encode(texts: list[str], tokenizer, counts: dict):
+    if not texts:
+        return
+    counts["turns"] += len(texts)
+    yield from tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+
+def _open(index_file: Path) -> SuffixIndex:
+    key = index_file.resolve()
+    if key not in _open_indexes:
+        _open_indexes[key] = SuffixIndex(index_file)
+    return _open_indexes[key]
+
+
+def _digest_texts(texts: frozenset[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(texts)).encode()).hexdigest()[:16] if texts else ""
+
+
+def datastore_for(cfg, tokenizer) -> SuffixIndex:
+    """The run's datastore (``cfg.drafter.datastore``), with Spec-Bench's questions excluded
+    from the corpus."""
+    from spec_bench.data import load_questions
+
+    questions_file = Path(cfg.questions)
+    excluded = []
+    if questions_file.is_file():
+        excluded = [turn for question in load_questions(questions_file) for turn in question.turns]
+    settings = DatastoreSettings.from_config(cfg.drafter.get("datastore"))
+    return open_datastore(settings, tokenizer, cfg.cache_dir, cfg.data_dir, excluded)
