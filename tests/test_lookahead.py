@@ -12,6 +12,8 @@ from baselines.lookahead import JacobiWindow, LookaheadDrafter, NGramPool
 from spec_bench.drafters import build_drafter
 from spec_bench.engine.proposal import ROOT, Proposal, StepResult
 
+from .distribution import assert_lossless
+
 PROMPT = [10, 11, 12, 13, 14, 15, 16, 17, 18, 9]
 
 
@@ -201,3 +203,13 @@ def test_same_seed_same_run_and_build_from_config():
     drafter = build_drafter(OmegaConf.create({"seed": 3, "drafter": drafter_cfg}), target=None)
     assert isinstance(drafter, LookaheadDrafter) and drafter.name == "lookahead"
     assert (drafter.level, drafter.window.window, drafter.guess, drafter.seed) == (5, 7, 7, 3)
+
+
+def test_lookahead_proposals_keep_the_sampling_distribution():
+    drafter = LookaheadDrafter(level=3, window=3, guess=4)
+    drafter.reset([1, 2, 3, 4, 5])
+    for ngram in ([5, 1, 2], [5, 1, 3], [5, 4, 0], [5, 2, 2]):
+        drafter.pool.add(ngram)
+    proposal = drafter.propose([1, 2, 3, 4, 5], budget=32)
+    assert proposal.branch_tokens  # the window rides along, unverified
+    assert_lossless(proposal, vocab=6)
