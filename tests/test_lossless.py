@@ -14,6 +14,8 @@ from spec_bench.runner import Runner
 from .conftest import CACHE_DIR, compose_config
 
 SETTINGS = ("bench=smoke", "bench.max_new_tokens=32", "engine.warmup_tokens=4", "engine.budget=32")
+# A small model database: what is checked here is losslessness, not its coverage.
+EXTRA = {"hd": ("drafter.model_db.limit=16", "drafter.model_db.max_new_tokens=32")}
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +24,7 @@ def runs_root(tmp_path_factory, target, data_dir):
 
     def run(drafter: str):
         paths = (f"out_dir={root}", f"data_dir={data_dir}", f"cache_dir={CACHE_DIR}")
-        cfg = compose_config(f"drafter={drafter}", *paths, *SETTINGS)
+        cfg = compose_config(f"drafter={drafter}", *paths, *SETTINGS, *EXTRA.get(drafter, ()))
         return read_records(Runner(cfg, target=target).run().answers)
 
     run.ar = {r["question_id"]: r for r in run("ar")}

@@ -82,7 +82,7 @@ def open_datastore(
         return _open(Path(settings.path))
     corpus = resolve_corpus(settings.corpus, data_dir)
     exclude = excluded_texts(excluded)
-    folder = index_folder(cache_dir, corpus, tokenizer, settings.limit, _digest_texts(exclude))
+    folder = index_folder(cache_dir, corpus, tokenizer, settings.limit, digest_texts(exclude))
     index_file = folder / "index.bin"
     if not index_file.is_file():
         if not settings.build_if_missing:
@@ -157,18 +157,23 @@ def _open(index_file: Path) -> SuffixIndex:
     return _open_indexes[key]
 
 
-def _digest_texts(texts: frozenset[str]) -> str:
+def digest_texts(texts: frozenset[str]) -> str:
+    """Keys a database by the texts excluded from it."""
     return hashlib.sha256("\n".join(sorted(texts)).encode()).hexdigest()[:16] if texts else ""
+
+
+def benchmark_turns(cfg) -> list[str]:
+    """Every turn of the run's Spec-Bench questions: text no database may be built from."""
+    from spec_bench.data import load_questions
+
+    questions_file = Path(cfg.questions)
+    if not questions_file.is_file():
+        return []
+    return [turn for question in load_questions(questions_file) for turn in question.turns]
 
 
 def datastore_for(cfg, tokenizer) -> SuffixIndex:
     """The run's datastore (``cfg.drafter.datastore``), with Spec-Bench's questions excluded
     from the corpus."""
-    from spec_bench.data import load_questions
-
-    questions_file = Path(cfg.questions)
-    excluded = []
-    if questions_file.is_file():
-        excluded = [turn for question in load_questions(questions_file) for turn in question.turns]
     settings = DatastoreSettings.from_config(cfg.drafter.get("datastore"))
-    return open_datastore(settings, tokenizer, cfg.cache_dir, cfg.data_dir, excluded)
+    return open_datastore(settings, tokenizer, cfg.cache_dir, cfg.data_dir, benchmark_turns(cfg))

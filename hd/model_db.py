@@ -1,0 +1,223 @@
+"""S, the model-dependent database: n-grams the target model itself tends to write.
+
+Built once per target model: the model answers a prompt corpus greedily (OASST1 English
+prompts in the paper, LIMA's offline), every LEVEL-gram of its answers is counted once per
+answer (document frequency), the ``top_total`` most frequent are kept, and for each first
+token its ``per_key`` most frequent continuations, most frequent first. Spec-Bench's own
+questions are excluded from the prompts. The official builder stopped after 11 prompts
+(``if i == 10: break``); this one uses every prompt up to the ``limit`` the user sets.
+
+The database is a JSON file under ``<cache_dir>/model_db/``, keyed by everything that
+changes it (model weights, tokenizer, chat template, corpus, limits, LEVEL, format).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from spec_bench.data.templates import build_prompt
+from spec_bench.datastore.corpus import excluded_texts, resolve_corpus
+from spec_bench.datastore.store import benchmark_turns, digest_texts, tokenizer_digest
+from spec_bench.errors import HarnessError
+
+FORMAT = 1  # bump when what is stored or how it is built changes
+
+
+class ModelDB:
+    """First token -> continuations (LEVEL-1 tokens), most frequent first."""
+
+    def __init__(self, entries: dict[int, list[list[int]]]) -> None:
+        self.entries = entries
+
+    def __len__(self) -> int:
+        return sum(len(continuations) for continuations in self.entries.values())
+
+    def lookup(self, token: int, limit: int) -> list[list[int]]:
+        return self.entries.get(token, [])[: max(limit, 0)]
+
+    @classmethod
+    def load(cls, path: Path) -> ModelDB:
+        try:
+            payload = json.loads(Path(path).read_text())
+            if payload.get("format") != FORMAT:
+                raise ValueError(f"format {payload.get('format')}, expected {FORMAT}")
+            entries = {int(token): continuations for token, continuations in payload["entries"].items()}
+        except (OSError, ValueError, KeyError, AttributeError) as error:
+            raise HarnessError(f"cannot read the model database {path} ({error})") from None
+        return cls(entries)
+
+
+def rank_ngrams(documents: Iterable[list[int]], level: int, top_total: int, per_key: int) -> ModelDB:
+    """Count each LEVEL-gram once per document; keep the ``top_total`` most frequent, then at
+    most ``per_key`` per first token. Ties go to the smaller token ids (deterministic)."""
+    frequency: Counter[tuple[int, ...]] = Counter()
+    for tokens in documents:
+        frequency.update({tuple(tokens[i : i + level]) for i in range(len(tokens) - level + 1)})
+    ranked = sorted(frequency.items(), key=lambda item: (-item[1], item[0]))[:top_total]
+    entries: dict[int, list[list[int]]] = {}
+    for ngram, _ in ranked:
+        continuations = entries.setdefault(ngram[0], [])
+        if len(continuations) < per_key:
+            continuations.append(list(ngram[1:]))
+    return ModelDB(entries)
+
+
+@dataclass(frozen=True)
+class ModelDBSettings:
+    """``drafter.model_db`` of the run config."""
+
+    corpus: str = "lima"
+    limit: int | None = 256  # prompts; None = all
+    max_new_tokens: int = 128
+    max_prompt_tokens: int = 256  # longer prompts are skipped
+    batch_size: int = 16
+    top_total: int = 100_000
+    per_key: int = 7
+    build_if_missing: bool = True
+    path: str | None = None  # a built file to use as is
+
+    @classmethod
+    def from_config(cls, node) -> ModelDBSettings:
+        values = dict(node or {})
+        fields = cls.__dataclass_fields__
+        unknown = set(values) - set(fields)
+        if unknown:
+            raise HarnessError(f"unknown drafter.model_db settings: {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+
+def model_db_file(settings: ModelDBSettings, target, corpus_identity: str, level: int, excluded: str) -> Path:
+    key = json.dumps(
+        [
+            FORMAT,
+            target.name,
+            target.source,
+            str(target.dtype),
+            tokenizer_digest(target.tokenizer),
+            target.template,
+            corpus_identity,
+            settings.limit,
+            settings.max_new_tokens,
+            settings.max_prompt_tokens,
+            settings.top_total,
+            settings.per_key,
+            level,
+            excluded,
+        ]
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    corpus = settings.corpus if "/" not in settings.corpus else Path(settings.corpus).stem
+    return Path("model_db") / f"{target.name}-{corpus}-{digest}.json"
+
+
+def open_model_db(
+    settings: ModelDBSettings,
+    target,
+    level: int,
+    cache_dir: str | Path,
+    data_dir: str | Path,
+    excluded: list[str] = (),
+) -> ModelDB:
+    """The model database for ``target``: an explicit file, else the cached one, built if
+    missing (or a one-line error saying how to build it)."""
+    if settings.path:
+        return ModelDB.load(Path(settings.path))
+    corpus = resolve_corpus(settings.corpus, data_dir)
+    exclude = excluded_texts(excluded)
+    path = Path(cache_dir) / model_db_file(settings, target, corpus.identity, level, digest_texts(exclude))
+    if not path.is_file():
+        if not settings.build_if_missing:
+            raise HarnessError(
+                f"no model database for '{target.name}' at {path}; build it with "
+                f"`python -m hd.build_model_db --model {target.name}` (or set "
+                f"drafter.model_db.build_if_missing=true)"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # a parallel job building the same file: wait
+            if not path.is_file():
+                prompts = [c.prompts[0] for c in corpus.conversations(settings.limit, exclude) if c.prompts]
+                _build(settings, target, level, prompts, path, corpus.identity)
+    return ModelDB.load(path)
+
+
+def _build(
+    settings: ModelDBSettings, target, level: int, prompts: list[str], path: Path, identity: str
+) -> None:
+    started = time.perf_counter()
+    answers = generate_answers(target, prompts, settings)
+    db = rank_ngrams(answers, level, settings.top_total, settings.per_key)
+    payload = {
+        "format": FORMAT,
+        "model": target.name,
+        "model_source": target.source,
+        "corpus": settings.corpus,
+        "corpus_identity": identity,
+        "prompts": len(answers),
+        "answer_tokens": sum(len(a) for a in answers),
+        "level": level,
+        "entries_kept": len(db),
+        "keys": len(db.entries),
+        "build_seconds": round(time.perf_counter() - started, 1),
+        "settings": {k: v for k, v in settings.__dict__.items() if k not in ("path", "build_if_missing")},
+        "entries": {str(token): continuations for token, continuations in db.entries.items()},
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload))
+    tmp.replace(path)  # never a half-written database
+
+
+def generate_answers(target, prompts: list[str], settings: ModelDBSettings) -> list[list[int]]:
+    """The target's greedy answers (token ids) to ``prompts``, in batches of similar length
+    (left-padded) so building takes minutes on a CPU rather than hours."""
+    tokenizer = target.tokenizer
+    encoded = [target.encode(build_prompt(target.template, [prompt], [])) for prompt in prompts]
+    encoded = [ids for ids in encoded if len(ids) <= settings.max_prompt_tokens]
+    encoded.sort(key=len)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(target.eos_token_ids)
+    eos_ids = list(target.eos_token_ids)
+    answers = []
+    with tqdm(total=len(encoded), desc=f"model DB {target.name}", unit=" prompt") as progress:
+        for start in range(0, len(encoded), settings.batch_size):
+            batch = encoded[start : start + settings.batch_size]
+            width = max(len(ids) for ids in batch)
+            padded = [[pad_id] * (width - len(ids)) + ids for ids in batch]
+            mask = [[0] * (width - len(ids)) + [1] * len(ids) for ids in batch]
+            input_ids = torch.tensor(padded, device=target.device)
+            attention = torch.tensor(mask, device=target.device)
+            with torch.inference_mode():
+                output = target.model.generate(
+                    input_ids=input_ids,
+                    attention_mask=attention,
+                    max_new_tokens=settings.max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=pad_id,
+                    eos_token_id=eos_ids,
+                )
+            for row in output[:, width:].tolist():
+                answers.append(_until_eos(row, target.eos_token_ids, pad_id))
+            progress.update(len(batch))
+    return answers
+
+
+def _until_eos(tokens: list[int], eos_ids: set[int], pad_id: int) -> list[int]:
+    for position, token in enumerate(tokens):
+        if token in eos_ids or token == pad_id:
+            return tokens[:position]
+    return tokens
+
+
+def model_db_for(cfg, target, level: int) -> ModelDB:
+    """The run's model database (``cfg.drafter.model_db``), Spec-Bench questions excluded."""
+    settings = ModelDBSettings.from_config(cfg.drafter.get("model_db"))
+    return open_model_db(settings, target, level, cfg.cache_dir, cfg.data_dir, benchmark_turns(cfg))
