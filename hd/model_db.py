@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
+from transformers import DynamicCache
 
 from spec_bench.data.templates import build_prompt
 from spec_bench.datastore.corpus import excluded_texts, resolve_corpus
@@ -178,41 +179,60 @@ def _build(
 
 
 def generate_answers(target, prompts: list[str], settings: ModelDBSettings) -> list[list[int]]:
-    """The target's greedy answers (token ids) to ``prompts``, in batches of similar length
+    """The target's greedy answers (token ids) to those ``prompts`` that fit in
+    ``max_prompt_tokens``, in the prompts' order. Decoded in batches of similar length
     (left-padded) so building takes minutes on a CPU rather than hours."""
-    tokenizer = target.tokenizer
     encoded = [target.encode(build_prompt(target.template, [prompt], [])) for prompt in prompts]
     encoded = [ids for ids in encoded if len(ids) <= settings.max_prompt_tokens]
-    encoded.sort(key=len)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(target.eos_token_ids)
-    eos_ids = list(target.eos_token_ids)
-    answers = []
+    by_length = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    answers: list[list[int]] = [[] for _ in encoded]
     with tqdm(total=len(encoded), desc=f"model DB {target.name}", unit=" prompt") as progress:
-        for start in range(0, len(encoded), settings.batch_size):
-            batch = encoded[start : start + settings.batch_size]
-            width = max(len(ids) for ids in batch)
-            padded = [[pad_id] * (width - len(ids)) + ids for ids in batch]
-            mask = [[0] * (width - len(ids)) + [1] * len(ids) for ids in batch]
-            input_ids = torch.tensor(padded, device=target.device)
-            attention = torch.tensor(mask, device=target.device)
-            with torch.inference_mode():
-                output = target.model.generate(
-                    input_ids=input_ids,
-                    attention_mask=attention,
-                    max_new_tokens=settings.max_new_tokens,
-                    do_sample=False,
-                    pad_token_id=pad_id,
-                    eos_token_id=eos_ids,
-                )
-            for row in output[:, width:].tolist():
-                answers.append(_until_eos(row, target.eos_token_ids, pad_id))
-            progress.update(len(batch))
+        for start in range(0, len(by_length), settings.batch_size):
+            rows = by_length[start : start + settings.batch_size]
+            batch = _greedy_batch(target, [encoded[i] for i in rows], settings.max_new_tokens)
+            for row, answer in zip(rows, batch):
+                answers[row] = answer
+            progress.update(len(rows))
     return answers
 
 
-def _until_eos(tokens: list[int], eos_ids: set[int], pad_id: int) -> list[int]:
+@torch.inference_mode()
+def _greedy_batch(target, batch: list[list[int]], max_new_tokens: int) -> list[list[int]]:
+    """Greedy answers to left-padded prompts. A plain cached loop: ``generate``'s per-step
+    machinery (logits processors, stopping criteria) costs more than the forward here."""
+    device, width = target.device, max(len(ids) for ids in batch)
+    pad = min(target.eos_token_ids)
+    input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch], device=device)
+    mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    eos = torch.tensor(sorted(target.eos_token_ids), device=device)
+    cache = DynamicCache()
+    done = torch.zeros(len(batch), dtype=torch.bool, device=device)
+    steps = []
+    for _ in range(max_new_tokens):
+        logits = target.model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits
+        next_tokens = logits[:, -1].argmax(-1)
+        steps.append(next_tokens)
+        done |= torch.isin(next_tokens, eos)
+        if bool(done.all()):
+            break
+        input_ids = next_tokens[:, None]
+        mask = torch.cat([mask, torch.ones_like(input_ids)], dim=-1)
+        positions = positions[:, -1:] + 1
+    rows = torch.stack(steps, dim=-1).tolist()
+    return [_until_eos(row, target.eos_token_ids) for row in rows]
+
+
+def _until_eos(tokens: list[int], eos_ids: set[int]) -> list[int]:
     for position, token in enumerate(tokens):
-        if token in eos_ids or token == pad_id:
+        if token in eos_ids:
             return tokens[:position]
     return tokens
 

@@ -8,10 +8,12 @@ import pytest
 
 from hd.context_db import ContextDB
 from hd.drafter import HierarchyDrafter
-from hd.model_db import ModelDB, ModelDBSettings, open_model_db, rank_ngrams
+from hd.model_db import ModelDB, ModelDBSettings, generate_answers, open_model_db, rank_ngrams
 from hd.statistics_db import StatisticsDB
+from spec_bench.data.templates import build_prompt
 from spec_bench.datastore import SuffixIndex, write_index
-from spec_bench.engine.proposal import ROOT, Proposal, StepResult
+from spec_bench.engine.decode import Engine
+from spec_bench.engine.proposal import ROOT, NoDrafter, Proposal, StepResult
 from spec_bench.errors import HarnessError
 
 from .distribution import assert_lossless
@@ -92,6 +94,20 @@ def test_model_db_is_built_from_the_models_answers_and_cached(target, data_dir, 
     with pytest.raises(HarnessError, match="python -m hd.build_model_db"):
         missing = ModelDBSettings(corpus=str(corpus), limit=1, build_if_missing=False)
         open_model_db(missing, target, 5, tmp_path / "c2", data_dir)
+
+
+def test_batched_answers_equal_the_engines_ar_answers(target):
+    """S is built with a batched, left-padded loop; padding and length-sorting must not
+    change a token or the order of the answers."""
+    prompts = ["Write a short poem about the sea and the wind at night.", "Name three colours."]
+    settings = ModelDBSettings(max_new_tokens=12, batch_size=2)
+    batched = generate_answers(target, prompts, settings)
+    engine = Engine(target, 0.0)
+    for prompt, answer in zip(prompts, batched):
+        ids = target.encode(build_prompt(target.template, [prompt], []))
+        alone = engine.generate(ids, NoDrafter(), 12).tokens
+        eos = next((i for i, token in enumerate(alone) if token in target.eos_token_ids), len(alone))
+        assert answer == alone[:eos]
 
 
 # --- L: statistics-dependent ----------------------------------------------------------
