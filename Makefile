@@ -59,6 +59,11 @@ reproduce: setup
 report: setup
 	$(PY) -m spec_bench.report $(OUT)/$(BENCH)/$(MODEL)
 
+# A W&B Report when wandb.mode=online and wandb-workspaces is installed, else
+# $(OUT)/$(BENCH)/$(MODEL)/report/comparison.html (self-contained).
+wandb-report: setup
+	$(PY) -m spec_bench.report.wandb_compare $(OUT)/$(BENCH)/$(MODEL)
+
 clean:
 	rm -rf $(OUT)/.hydra .pytest_cache .ruff_cache build *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -13,12 +13,17 @@ from spec_bench.errors import HarnessError
 def run_one(cfg: DictConfig) -> None:
     logging.getLogger("transformers").setLevel(logging.ERROR)
     try:
+        from spec_bench.metrics import format_table, run_summary
         from spec_bench.runner import Runner
+        from spec_bench.tracking import RunTracker
 
-        summary = Runner(cfg).run()
+        tracker = RunTracker(cfg)
+        runner = Runner(cfg)
+        with tracker:
+            summary = runner.run(tracker)
+            table = run_summary(summary.folder)
+            tracker.log_summary(table)
     except HarnessError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    from spec_bench.metrics import print_run_summary
-
-    print_run_summary(summary.folder)
+    print(format_table(table))

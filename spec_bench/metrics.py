@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -37,39 +38,60 @@ def find_runs(root: Path) -> list[Path]:
     folders = []
     for config in sorted(root.rglob("config.yaml")):
         parts = set(config.relative_to(root).parts)
-        if ".hydra" in parts or "report" in parts:
+        # W&B keeps a config.yaml of its own in every run it tracks.
+        if parts & {".hydra", "report", "wandb"}:
             continue
         if any(config.parent.glob("answers*.jsonl")):
             folders.append(config.parent)
     return folders
 
 
-def load_questions_frame(folders: list[Path]) -> pd.DataFrame:
-    """One row per question per run."""
+def read_answers(folder: Path) -> list[dict]:
+    """Every record in a run folder's answers files, shards included, unchecked."""
+    return [record for path in sorted(Path(folder).glob("answers*.jsonl")) for record in read_records(path)]
+
+
+def load_questions_frame(
+    folders: list[Path], read: Callable[[Path], list[dict]] = read_answers
+) -> pd.DataFrame:
+    """One row per question per run; ``read`` gives a folder's records (the report passes
+    one that refuses inconsistent shards)."""
     rows = []
     for folder in folders:
         cfg = OmegaConf.load(folder / "config.yaml")
-        for path in sorted(folder.glob("answers*.jsonl")):
-            for record in read_records(path):
-                rows.append(
-                    {
-                        "bench": cfg.bench.name,
-                        "model": cfg.model.name,
-                        "drafter": cfg.run_name,
-                        "temperature": float(cfg.temperature),
-                        "category": record["category"],
-                        "question_id": record["question_id"],
-                        "new_tokens": record["new_tokens"],
-                        "wall_time_s": record["wall_time_s"],
-                        "speed": record["new_tokens"] / record["wall_time_s"]
-                        if record["wall_time_s"]
-                        else 0.0,
-                        "accept_lengths": record["accept_lengths"],
-                        "ar_match": record.get("ar_match"),
-                        "folder": str(folder),
-                    }
-                )
+        for record in read(folder):
+            rows.append(
+                {
+                    "bench": cfg.bench.name,
+                    "model": cfg.model.name,
+                    "drafter": cfg.run_name,
+                    "temperature": float(cfg.temperature),
+                    "category": record["category"],
+                    "question_id": record["question_id"],
+                    "new_tokens": record["new_tokens"],
+                    "wall_time_s": record["wall_time_s"],
+                    "speed": record["new_tokens"] / record["wall_time_s"] if record["wall_time_s"] else 0.0,
+                    "steps": record.get("steps"),
+                    "accept_lengths": record["accept_lengths"],
+                    "ar_match": record.get("ar_match"),
+                    "phase_times": _summed(record, "phase_times"),
+                    "accepted_by_source": _summed(record, "accepted_by_source"),
+                    "folder": str(folder),
+                }
+            )
     return pd.DataFrame(rows)
+
+
+def _summed(record: dict, field: str) -> dict:
+    """A per-question count or time split: the record's own when it has one, else its
+    turns' added up."""
+    if isinstance(record.get(field), dict):
+        return dict(record[field])
+    total: dict = {}
+    for turn in record.get("turns", []):
+        for key, value in (turn.get(field) or {}).items():
+            total[key] = total.get(key, 0) + value
+    return total
 
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
@@ -134,13 +156,15 @@ def format_table(summary: pd.DataFrame) -> str:
     return table.to_string(index=False)
 
 
-def print_run_summary(folder: Path) -> None:
-    """After a run: its per-category numbers, with speedup when the AR run is there."""
+def run_summary(folder: Path) -> pd.DataFrame:
+    """One run's per-category numbers, with speedup when the AR run is there."""
     folder = Path(folder)
     model_root = folder.parents[1]  # <out_dir>/<bench>/<model>/<run>/<t> -> .../<model>
     siblings = [f for f in find_runs(model_root) if f.name == folder.name]
-    frame = load_questions_frame(siblings)
-    summary = summarize(frame)
+    summary = summarize(load_questions_frame(siblings))
     cfg = OmegaConf.load(folder / "config.yaml")
-    mine = summary[(summary.drafter == cfg.run_name) & (summary.model == cfg.model.name)]
-    print(format_table(mine))
+    return summary[(summary.drafter == cfg.run_name) & (summary.model == cfg.model.name)]
+
+
+def print_run_summary(folder: Path) -> None:
+    print(format_table(run_summary(folder)))

@@ -1,4 +1,6 @@
-"""make reproduce: every drafter x temperature through one Hydra multirun, then the report.
+"""make reproduce: every drafter x temperature through one Hydra multirun, then the full
+report (tables.md/.tex, figures, summary.csv in <out>/<bench>/<model>/report/), whose
+Markdown tables are printed.
 
     python -m spec_bench.reproduce --model smollm2_135m --bench quick
 
@@ -34,12 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     wanted = [d for d in dict.fromkeys(["ar", *args.drafters.split(",")]) if d]
-    drafters = []
-    for name in wanted:
-        if is_implemented(name):
-            drafters.append(name)
-        else:
-            print(f"note: drafter '{name}' is not implemented yet; skipped", file=sys.stderr)
+    drafters = [name for name in wanted if is_implemented(name)]
+    skipped = [
+        f"note: drafter '{name}' is not implemented yet; skipped" for name in wanted if name not in drafters
+    ]
+    for note in skipped:
+        print(note, file=sys.stderr)
 
     command = [
         sys.executable,
@@ -59,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     if status != 0:
         return status
     root = Path(args.out) / args.bench / args.model
-    return subprocess.call([sys.executable, "-m", "spec_bench.report", str(root)], cwd=REPO)
+    status = subprocess.call([sys.executable, "-m", "spec_bench.report", str(root)], cwd=REPO)
+    # Again below the tables, where a reader looks for what is missing from them.
+    for note in skipped:
+        print(note, file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from spec_bench.engine.proposal import NoDrafter
 from spec_bench.errors import HarnessError
 from spec_bench.models import load_target
 from spec_bench.records import RecordWriter, read_records
+from spec_bench.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +48,19 @@ def run_dir(cfg: DictConfig) -> Path:
 
 
 def answers_name(shard: str | None) -> str:
+    return _shard_name("answers", "jsonl", shard)
+
+
+def environment_name(shard: str | None) -> str:
+    # One per shard: shards may run on different nodes, and the report compares them.
+    return _shard_name("environment", "json", shard)
+
+
+def _shard_name(stem: str, extension: str, shard: str | None) -> str:
     if not shard:
-        return "answers.jsonl"
+        return f"{stem}.{extension}"
     index, count = str(shard).split("/")
-    return f"answers.shard-{index}-of-{count}.jsonl"
+    return f"{stem}.shard-{index}-of-{count}.{extension}"
 
 
 def result_config(cfg: DictConfig) -> dict:
@@ -96,7 +107,9 @@ class Runner:
                     f"context window of {self.target.name} ({window} tokens)"
                 )
 
-    def run(self) -> RunSummary:
+    def run(self, tracker: Tracker | None = None) -> RunSummary:
+        """Answer every question not yet in the answers file; ``tracker`` hears of the run
+        folder once it is claimed and of each record once it is on disk."""
         cfg = self.cfg
         folder = run_dir(cfg)
         answers_path = folder / answers_name(cfg.bench.get("shard"))
@@ -105,6 +118,8 @@ class Runner:
         todo = [q for q in self.questions if q.question_id not in done]
         reference = self._ar_reference() if self.greedy and cfg.engine.check_ar_match else None
 
+        if tracker is not None:
+            tracker.start(folder)
         self._warm_up()
         progress = tqdm(
             todo,
@@ -119,6 +134,8 @@ class Runner:
                 if reference is not None:
                     record["ar_match"] = self._matches_ar(question, record, reference)
                 writer.write(record)
+                if tracker is not None:
+                    tracker.log_question(record)
         return RunSummary(folder, answers_path, len(self.questions), len(self.questions))
 
     def _claim_folder(self, folder: Path) -> None:
@@ -137,7 +154,8 @@ class Runner:
             _write_atomic(config_path, OmegaConf.to_yaml(self.cfg, resolve=True))
         info = environment.describe(self.target.device)
         info["model_source"] = self.target.source
-        _write_atomic(folder / "environment.json", json.dumps(info, indent=2) + "\n")
+        environment_path = folder / environment_name(self.cfg.bench.get("shard"))
+        _write_atomic(environment_path, json.dumps(info, indent=2) + "\n")
 
     def _warm_up(self) -> None:
         """Untimed generations so one-time costs (allocations, kernels) hit no drafter."""
@@ -249,6 +267,7 @@ def _turn_record(text: str, generation: Generation) -> dict:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    # Shards sharing a folder may write the same file at once; each needs its own tmp.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
     tmp.replace(path)

@@ -55,3 +55,24 @@ def make_cfg(tmp_path, data_dir):
         )
 
     return make
+
+
+# The end-to-end smoke setting shared by every test that needs real runs.
+SMOKE = ("bench=smoke", "bench.max_new_tokens=32", "engine.warmup_tokens=4")
+
+
+@pytest.fixture(scope="session")
+def smoke_runs(tmp_path_factory, target, data_dir):
+    """ar and pld over one question per category, greedy, decoded once per session.
+    Tests that write into the root (a report, a resume) must leave the answers as they
+    found them; others copy the root first."""
+    from spec_bench.runner import Runner
+
+    out = tmp_path_factory.mktemp("runs")
+    folders = {}
+    for drafter in ("ar", "pld"):
+        cfg = compose_config(
+            f"drafter={drafter}", f"out_dir={out}", f"data_dir={data_dir}", f"cache_dir={CACHE_DIR}", *SMOKE
+        )
+        folders[drafter] = Runner(cfg, target=target).run().folder
+    return out, folders

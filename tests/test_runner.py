@@ -15,24 +15,7 @@ from spec_bench.records import read_records
 from spec_bench.report import write_summary
 from spec_bench.runner import Runner, run_dir
 
-from .conftest import REPO
-
-SMOKE = ("bench=smoke", "bench.max_new_tokens=32", "engine.warmup_tokens=4")
-
-
-@pytest.fixture(scope="module")
-def smoke_runs(tmp_path_factory, target, data_dir):
-    """ar and pld over one question per category, greedy, with the report built."""
-    from .conftest import CACHE_DIR, compose_config
-
-    out = tmp_path_factory.mktemp("runs")
-    folders = {}
-    for drafter in ("ar", "pld"):
-        cfg = compose_config(
-            f"drafter={drafter}", f"out_dir={out}", f"data_dir={data_dir}", f"cache_dir={CACHE_DIR}", *SMOKE
-        )
-        folders[drafter] = Runner(cfg, target=target).run().folder
-    return out, folders
+from .conftest import REPO, SMOKE
 
 
 def test_greedy_pld_equals_ar_on_every_category(smoke_runs):

@@ -1,4 +1,4 @@
-"""Reports built from a runs root: summary.csv now; tables and figures hang off it."""
+"""Reports built from a runs root: summary.csv, the paper's tables and figures (build.py)."""
 
 from __future__ import annotations
 
@@ -6,19 +6,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from spec_bench.errors import HarnessError
-from spec_bench.metrics import find_runs, load_questions_frame, summarize
+from spec_bench.report.build import Report, RunsRoot, load_root, write_report
+
+__all__ = ["Report", "RunsRoot", "build_summary", "load_root", "write_report", "write_summary"]
 
 
 def build_summary(root: Path) -> pd.DataFrame:
-    folders = find_runs(root)
-    if not folders:
-        raise HarnessError(f"no runs found under {root}")
-    return summarize(load_questions_frame(folders))
+    return load_root(Path(root)).summary
 
 
 def write_summary(root: Path) -> Path:
-    """Write ``<root>/report/summary.csv`` atomically and return its path."""
+    """Write only ``<root>/report/summary.csv`` (atomically) and return its path."""
     summary = build_summary(Path(root))
     out = Path(root) / "report"
     out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,8 @@
-"""python -m spec_bench.report <runs root>: summary.csv plus a speedup / MAT table."""
+"""python -m spec_bench.report <runs root>: tables, figures and summary.csv in <root>/report/.
+
+Prints the Markdown tables; the W&B settings of the runs (``wandb.mode`` etc. in their
+config.yaml) decide whether the report is also logged to W&B, unless ``--wandb`` says.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +10,43 @@ import argparse
 import sys
 from pathlib import Path
 
-import pandas as pd
+import matplotlib
 
 from spec_bench.errors import HarnessError
-from spec_bench.report import write_summary
+from spec_bench.metrics import find_runs
+from spec_bench.report import write_report
+from spec_bench.tracking import log_report, runs_settings
 
-
-def pivot_table(summary: pd.DataFrame, value: str) -> str:
-    table = summary.pivot_table(
-        index=["model", "temperature", "drafter"], columns="category", values=value, sort=False
-    )
-    return table.to_string(float_format=lambda x: f"{x:.2f}")
+# Figures are files here, never windows, even where a display is set.
+matplotlib.use("Agg")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m spec_bench.report", description="Summarise every run below a runs root."
+        prog="python -m spec_bench.report", description="Tables and figures of every run below a runs root."
     )
-    parser.add_argument("root", type=Path, help="runs root, e.g. runs or runs/quick/smollm2_135m")
+    parser.add_argument("root", type=Path, help="runs root, e.g. runs/quick/smollm2_135m")
+    parser.add_argument(
+        "--wandb",
+        choices=("offline", "online", "disabled"),
+        default=None,
+        help="log the report to W&B in this mode (default: the runs' wandb.mode)",
+    )
     args = parser.parse_args(argv)
     try:
-        path = write_summary(args.root)
+        report = write_report(args.root)
+        wandb_folder = log_report(report, runs_settings(find_runs(args.root), args.wandb))
     except HarnessError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    summary = pd.read_csv(path)
-    print("Speedup over AR\n" + pivot_table(summary, "speedup"))
-    print("\nMean accepted tokens\n" + pivot_table(summary, "mat"))
-    print("\nGreedy match with AR\n" + pivot_table(summary, "ar_match_rate"))
-    print(f"\nwrote {path}")
+    print(report.markdown)
+    for note in report.notes:
+        print(f"note: {note}")
+    print(f"\nwrote {len(report.files)} files to {report.folder}")
+    if wandb_folder is not None:
+        print(f"W&B: {wandb_folder}")
+    if report.warning:
+        print(f"\n{'!' * 80}\n{report.warning}\n{'!' * 80}", file=sys.stderr)
     return 0
 
 
