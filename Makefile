@@ -18,7 +18,7 @@ TEMPERATURES ?= 0,1
 OUT ?= runs
 ARGS ?=
 
-.PHONY: setup test test-all lint format bench reproduce report wandb-report clean
+.PHONY: setup test test-all lint format bench reproduce ablations report wandb-report clean
 
 setup: $(STAMP) $(QUESTIONS)
 
@@ -56,12 +56,26 @@ reproduce: setup
 	$(PY) -m spec_bench.reproduce --model $(MODEL) --bench $(BENCH) --drafters $(DRAFTERS) \
 		--temperatures $(TEMPERATURES) --out $(OUT) $(ARGS)
 
+# The paper's ablation: HD with databases W, S, L and WS alone (the full hd run is WSL),
+# beside ar and hd; runs already in $(OUT) are reused.
+ABLATIONS ?= W,S,L,WS
+ablations: setup
+	$(PY) -m spec_bench.reproduce --model $(MODEL) --bench $(BENCH) --drafters ar,hd \
+		--temperatures $(TEMPERATURES) --ablations $(ABLATIONS) --out $(OUT) $(ARGS)
+
 report: setup
 	$(PY) -m spec_bench.report $(OUT)/$(BENCH)/$(MODEL)
 
 # A W&B Report when wandb.mode=online and wandb-workspaces is installed, else
 # $(OUT)/$(BENCH)/$(MODEL)/report/comparison.html (self-contained).
-wandb-report: setup
+wandb-# The paper's ablation: HD with databases W, S, L and WS alone (the full hd run is WSL),
+# beside ar and hd; runs already in $(OUT) are reused.
+ABLATIONS ?= W,S,L,WS
+ablations: setup
+	$(PY) -m spec_bench.reproduce --model $(MODEL) --bench $(BENCH) --drafters ar,hd \
+		--temperatures $(TEMPERATURES) --ablations $(ABLATIONS) --out $(OUT) $(ARGS)
+
+report: setup
 	$(PY) -m spec_bench.report.wandb_compare $(OUT)/$(BENCH)/$(MODEL)
 
 clean:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from spec_bench import reproduce
 
 
@@ -30,3 +32,23 @@ def test_no_report_when_the_grid_fails(monkeypatch):
     monkeypatch.setattr(reproduce.subprocess, "call", lambda command, cwd: calls.append(command) or 1)
     assert reproduce.main(["--drafters", "pld"]) == 1
     assert len(calls) == 1
+
+
+def test_ablations_run_hd_once_per_database_order(monkeypatch):
+    calls = []
+    monkeypatch.setattr(reproduce.subprocess, "call", lambda command, cwd: calls.append(command) or 0)
+    assert reproduce.main(["--drafters", "hd", "--ablations", "w,S,WS", "--temperatures", "0"]) == 0
+    grid, *ablations, _report = calls
+    assert "drafter=ar,hd" in grid
+    expected = [("[W]", "hd-W"), ("[S]", "hd-S"), ("[W,S]", "hd-WS")]
+    for command, (order, name) in zip(ablations, expected, strict=True):
+        assert f"drafter.order={order}" in command and f"run_name={name}" in command
+    assert all("drafter=hd" in c and "temperature=0" in c for c in ablations)
+
+
+def test_an_ablation_that_is_not_an_order_of_w_s_l_is_refused(monkeypatch, capsys):
+    monkeypatch.setattr(reproduce.subprocess, "call", lambda command, cwd: pytest.fail("ran"))
+    for bad in ("WX", "WW"):
+        with pytest.raises(SystemExit):
+            reproduce.main(["--ablations", bad])
+        assert f"'{bad}' is not an order of the databases" in capsys.readouterr().err
