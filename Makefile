@@ -68,14 +68,7 @@ report: setup
 
 # A W&B Report when wandb.mode=online and wandb-workspaces is installed, else
 # $(OUT)/$(BENCH)/$(MODEL)/report/comparison.html (self-contained).
-wandb-# The paper's ablation: HD with databases W, S, L and WS alone (the full hd run is WSL),
-# beside ar and hd; runs already in $(OUT) are reused.
-ABLATIONS ?= W,S,L,WS
-ablations: setup
-	$(PY) -m spec_bench.reproduce --model $(MODEL) --bench $(BENCH) --drafters ar,hd \
-		--temperatures $(TEMPERATURES) --ablations $(ABLATIONS) --out $(OUT) $(ARGS)
-
-report: setup
+wandb-report: setup
 	$(PY) -m spec_bench.report.wandb_compare $(OUT)/$(BENCH)/$(MODEL)
 
 clean:

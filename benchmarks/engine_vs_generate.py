@@ -26,6 +26,7 @@ import torch
 from omegaconf import OmegaConf
 
 from spec_bench import environment
+from spec_bench.commands import compose_config
 from spec_bench.data import CATEGORIES, build_prompt, load_questions, select_questions
 from spec_bench.drafters import build_drafter, is_implemented
 from spec_bench.engine.budget import FixedBudget
@@ -55,13 +56,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--questions", default=None, help="question.jsonl (default: data/ or the mirror)")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. engine.cost_refresh=true")
     return parser.parse_args(argv)
-
-
-def compose_config(overrides: list[str]):
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
 
 
 def pick_prompts(target, questions_path: Path, count: int) -> list[tuple[str, list[int]]]:

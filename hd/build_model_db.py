@@ -11,23 +11,14 @@ questions are never among the prompts.
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
+from spec_bench.commands import compose_config, doc_parser
 from spec_bench.errors import HarnessError
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:
-    summary, _, details = (__doc__ or "").partition("\n\n")
-    parser = argparse.ArgumentParser(
-        prog="python -m hd.build_model_db",
-        description=summary,
-        epilog=details,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = doc_parser("python -m hd.build_model_db", __doc__)
     parser.add_argument("--model", default="smollm2_135m", help="a conf/model/ name")
     parser.add_argument("--corpus", default=None, help="lima, oasst1 or a JSON/JSONL chat file")
     parser.add_argument("--limit", type=int, default=None, help="prompts to answer (default: the config's)")
@@ -46,10 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None:
             overrides.append(f"drafter.model_db.{field}={value}")
     try:
-        from hydra import compose, initialize_config_dir
-
-        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=[*overrides, *args.overrides])
+        cfg = compose_config([*overrides, *args.overrides])
         from hd.model_db import model_db_for
         from spec_bench.models import load_target
 

@@ -39,10 +39,9 @@ def target():
 
 def compose_config(*overrides: str):
     """The run config exactly as `python run.py <overrides>` composes it."""
-    from hydra import compose, initialize_config_dir
+    from spec_bench.commands import compose_config as compose
 
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+    return compose(list(overrides))
 
 
 @pytest.fixture

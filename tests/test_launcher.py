@@ -53,12 +53,9 @@ def test_local_launcher_runs_each_job_in_its_own_process(tmp_path, data_dir):
 
 
 def slurm_launcher(*overrides: str):
-    from hydra import compose, initialize_config_dir
+    from spec_bench.commands import compose_config
 
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(
-            config_name="config", overrides=["hydra/launcher=slurm", *overrides], return_hydra_config=True
-        )
+    cfg = compose_config(["hydra/launcher=slurm", *overrides], with_hydra=True)
     return cfg.hydra.launcher
 
 

@@ -12,13 +12,13 @@ Third-party data is fetched, never committed to this project.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
 import urllib.request
 from pathlib import Path
 
+from spec_bench.commands import doc_parser
 from spec_bench.data.questions import load_questions
 from spec_bench.errors import HarnessError
 
@@ -114,13 +114,7 @@ def fetch(dest: str | Path, mirror: str | Path | None = None) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    summary, _, details = (__doc__ or "").partition("\n\n")  # `or`: docstrings vanish under -OO
-    parser = argparse.ArgumentParser(
-        prog="python -m spec_bench.data.fetch",
-        description=summary,
-        epilog=details,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = doc_parser("python -m spec_bench.data.fetch", __doc__)
     parser.add_argument("--dest", default="data", help="data folder to fill (default: data)")
     parser.add_argument(
         "--mirror",

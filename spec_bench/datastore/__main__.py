@@ -10,31 +10,20 @@ are excluded from the corpus.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from pathlib import Path
 
+from spec_bench.commands import compose_config, doc_parser
 from spec_bench.errors import HarnessError
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def main(argv: list[str] | None = None) -> int:
-    summary, _, details = (__doc__ or "").partition("\n\n")
-    parser = argparse.ArgumentParser(
-        prog="python -m spec_bench.datastore",
-        description=summary,
-        epilog=details,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = doc_parser("python -m spec_bench.datastore", __doc__)
     parser.add_argument("--model", default="smollm2_135m", help="a conf/model/ name (its tokenizer is used)")
     parser.add_argument("--corpus", default="lima", help="lima, ultrachat, oasst1 or a JSON/JSONL file")
     parser.add_argument("--limit", type=int, default=None, help="conversations to index (default: all)")
     parser.add_argument("overrides", nargs="*", help="more config overrides, e.g. data_dir=/data")
     args = parser.parse_args(argv)
-
-    from hydra import compose, initialize_config_dir
 
     overrides = [
         f"model={args.model}",
@@ -44,8 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         *args.overrides,
     ]
     try:
-        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides)
+        cfg = compose_config(overrides)
         from spec_bench.datastore.store import datastore_for
         from spec_bench.models import load_tokenizer
 
