@@ -154,6 +154,7 @@ class Runner:
             _write_atomic(config_path, OmegaConf.to_yaml(self.cfg, resolve=True))
         info = environment.describe(self.target.device)
         info["model_source"] = self.target.source
+        info["kernels"] = self.target.kernels
         environment_path = folder / environment_name(self.cfg.bench.get("shard"))
         _write_atomic(environment_path, json.dumps(info, indent=2) + "\n")
 

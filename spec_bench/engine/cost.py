@@ -144,6 +144,7 @@ def curve_settings(target, sizes: Sequence[int], prefix_length: int, repeats: in
         "format": FORMAT,
         "model": target.name,
         "source": target.source,
+        "kernels": target.kernels,
         "device": _device_label(target.device),
         "dtype": str(target.dtype).removeprefix("torch."),
         "torch_threads": torch.get_num_threads(),
@@ -159,6 +160,8 @@ def curve_path(target, cache_dir: str | os.PathLike) -> Path:
     source_hash = hashlib.sha256(target.source.encode()).hexdigest()[:12]
     dtype = str(target.dtype).removeprefix("torch.")
     name = f"{target.name}-{source_hash}-{_device_label(target.device)}-{dtype}-{torch.get_num_threads()}t"
+    if target.kernels != "default":
+        name += f"-{target.kernels}"
     return Path(cache_dir) / "cost" / f"{name}.json"
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from spec_bench.errors import HarnessError
+from spec_bench.models import small_matmul
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class Target:
     eos_token_ids: set[int] = field(default_factory=set)
     context_window: int = 2048
     source: str = ""  # where the weights came from (hub id, folder, or file hash)
+    kernels: str = "default"  # "small-rows-matmul" when linear layers are patched (see small_matmul)
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         return self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
@@ -72,6 +74,10 @@ def load_target(model_cfg, cache_dir: str | os.PathLike) -> Target:
         folder, source = path, path
     model, tokenizer = _from_pretrained(folder, dtype, device, model_cfg.name)
     model.eval()
+    kernels = "default"
+    if small_matmul.wanted(model_cfg.get("small_rows_matmul", "auto"), device):
+        small_matmul.use_small_rows_matmul(model)
+        kernels = "small-rows-matmul"
     return Target(
         name=model_cfg.name,
         model=model,
@@ -82,6 +88,7 @@ def load_target(model_cfg, cache_dir: str | os.PathLike) -> Target:
         eos_token_ids=_eos_ids(model, tokenizer),
         context_window=int(getattr(model.config, "max_position_embeddings", 2048)),
         source=source,
+        kernels=kernels,
     )
 
 

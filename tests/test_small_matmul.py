@@ -1,0 +1,39 @@
+"""The CPU verification kernel: same linear map, one row untouched, subclasses left alone."""
+
+from __future__ import annotations
+
+import torch
+
+from spec_bench.models import small_matmul
+
+
+class Scaled(torch.nn.Linear):
+    pass
+
+
+def test_patched_linears_compute_the_same_map():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.Linear(32, 8, bias=False), Scaled(8, 8))
+    inputs = {rows: torch.randn(1, rows, 16) for rows in (1, 3, 64, 65)}
+    expected = {rows: model(x) for rows, x in inputs.items()}
+    assert small_matmul.use_small_rows_matmul(model) == 2  # the subclass keeps its forward
+    assert "forward" not in vars(model[2])
+    for rows, x in inputs.items():
+        got = model(x)
+        assert got.shape == expected[rows].shape
+        if rows in (1, 65):  # outside 2..MAX_ROWS: F.linear itself, bit for bit
+            assert torch.equal(got, expected[rows])
+        else:
+            torch.testing.assert_close(got, expected[rows], rtol=1e-5, atol=1e-6)
+
+
+def test_auto_means_cpu_only():
+    assert small_matmul.wanted("auto", torch.device("cpu"))
+    assert not small_matmul.wanted("auto", torch.device("cuda"))
+    assert not small_matmul.wanted(False, torch.device("cpu"))
+
+
+def test_the_target_says_which_kernels_it_runs(target):
+    assert target.kernels == "small-rows-matmul"
+    patched = [m for m in target.model.modules() if isinstance(m, torch.nn.Linear) and "forward" in vars(m)]
+    assert patched
