@@ -142,3 +142,15 @@ def test_hd_source_shares_prefer_a_per_question_field(tmp_path):
     assert shares.loc["mt_bench", ["W", "S", "L"]].tolist() == [0.25, 0.25, 0.5]
     assert shares.loc["overall", ["W", "S", "L"]].tolist() == [0.2, 0.4, 0.4]
     assert shares.loc["overall", "drafted_tokens"] == 5
+
+
+def test_ablation_runs_read_as_hd_with_their_databases():
+    from spec_bench.report.labels import drafter_label
+
+    assert [drafter_label(d) for d in ("hd", "hd-W", "hd-WS", "hd-x", "pld")] == [
+        "HD",
+        "HD (W)",
+        "HD (WS)",
+        "hd-x",
+        "PLD",
+    ]

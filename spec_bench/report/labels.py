@@ -35,6 +35,9 @@ def category_label(category: str) -> str:
 
 
 def drafter_label(drafter: str) -> str:
+    """``hd-WS``, an ablation run of `make ablations`, reads ``HD (WS)``."""
+    if drafter.startswith("hd-") and drafter[3:] and set(drafter[3:]) <= set("WSL"):
+        return f"HD ({drafter[3:]})"
     return DRAFTER_LABELS.get(drafter, drafter)
 
 
