@@ -9,13 +9,17 @@ the most frequent prefixes, shorter first on ties, are always a trie.
 
 Defaults are REST's (and Spec-Bench's): suffixes of 16 down to 2 tokens, 64 draft nodes,
 continuations of 10 tokens, up to 5,000 occurrences.
+
+With ``drafter.datastore.backend=draftretriever`` the PyPI package's index answers instead
+(its own search over token pairs, see ``spec_bench.datastore.package``): it is queried
+with the last ``max_suffix`` tokens and its drafts, cut to ``draft_length``, fill the trie.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from spec_bench.datastore import SuffixIndex
+from spec_bench.datastore import PackageIndex, SuffixIndex
 from spec_bench.engine.proposal import Proposal, StepResult
 
 
@@ -78,7 +82,7 @@ class RestDrafter:
 
     def __init__(
         self,
-        index: SuffixIndex,
+        index: SuffixIndex | PackageIndex,
         max_suffix: int = 16,
         min_suffix: int = 2,
         draft_length: int = 10,
@@ -95,20 +99,26 @@ class RestDrafter:
         self.max_nodes = max_nodes
 
     def reset(self, prompt_ids: list[int]) -> None:
-        pass  # the datastore is static: nothing is per request
+        self.index.start_request()
 
     def propose(self, context: list[int], budget: int) -> Proposal:
         proposal = Proposal()
         limit = min(budget, self.max_nodes)
         if limit <= 0:
             return proposal
-        length = longest_matching_suffix(self.index, context, self.max_suffix, self.min_suffix)
-        if length == 0:
-            return proposal
-        continuations = self.index.continuations(context[-length:], self.draft_length, self.max_retrieved)
-        for path in most_frequent_prefixes(continuations, limit):
+        for path in self.retrieve(context, limit):
             proposal.add_path(path, self.name, budget)
         return proposal
+
+    def retrieve(self, context: list[int], limit: int) -> list[list[int]]:
+        """Draft paths for the trie, parents before children."""
+        if isinstance(self.index, PackageIndex):
+            return self.index.drafts(context[-self.max_suffix :], limit, self.draft_length)
+        length = longest_matching_suffix(self.index, context, self.max_suffix, self.min_suffix)
+        if length == 0:
+            return []
+        continuations = self.index.continuations(context[-length:], self.draft_length, self.max_retrieved)
+        return most_frequent_prefixes(continuations, limit)
 
     def observe(self, step: StepResult) -> None:
         pass

@@ -61,6 +61,8 @@ class HierarchyDrafter:
         self.context_db = ContextDB(self.level, self.context_capacity)
         self.context_db.add_sequence(prompt_ids)
         self.history = list(prompt_ids)
+        if self.statistics_db is not None:
+            self.statistics_db.start_request()
 
     def candidates(self, source: str, context: list[int], limit: int) -> list[list[int]]:
         if source == "W":

@@ -8,7 +8,14 @@ import random
 import numpy as np
 import pytest
 
-from spec_bench.datastore import DatastoreSettings, SuffixIndex, open_datastore, write_index
+from spec_bench.datastore import (
+    DatastoreSettings,
+    PackageIndex,
+    SuffixIndex,
+    open_datastore,
+    write_index,
+    write_package_index,
+)
 from spec_bench.datastore.corpus import resolve_corpus, turns_of
 from spec_bench.datastore.index import suffix_array
 from spec_bench.errors import HarnessError
@@ -166,3 +173,47 @@ def test_lima_datastore_builds_from_the_shared_corpus(data_dir, tmp_path):
     assert meta["conversations"] == 50 and meta["tokens"] == index.n_tokens > 10_000
     common = tokenizer(" the", add_special_tokens=False)["input_ids"]
     assert index.count(common) > 100
+
+
+# The PyPI draftretriever package's index (drafter.datastore.backend=draftretriever).
+
+
+def test_package_index_drafts_continuations_of_the_last_token_pair(tmp_path):
+    path = tmp_path / "draftretriever.bin"
+    assert write_package_index([[1, 2, 3, 4, 5], [1, 2, 3, 9], [6]], path, vocab_size=20) == 10
+    index = PackageIndex(path)
+    # Both continuations of (1, 2) in the corpus; the prefix [3, 4] of [3, 4, 5] is dropped.
+    assert index.drafts([0, 1, 2], limit=8, length=3) == [[3, 4, 5], [3, 9]]
+    assert index.drafts([1, 2], limit=8, length=2) == [[3, 4], [3, 9]]
+    assert index.drafts([1, 2], limit=1, length=3) == [[3, 4, 5]]
+    assert index.drafts([5, 6], limit=8, length=3) == []  # a pair the corpus never had
+
+
+def test_package_index_guards_short_queries_and_forgets_between_requests(tmp_path):
+    path = tmp_path / "draftretriever.bin"
+    write_package_index([[1, 2, 3, 4]], path, vocab_size=20)
+    index = PackageIndex(path)
+    # One token would make the package's search panic and abort the process.
+    assert index.drafts([2], limit=8, length=3) == []
+    # A query teaches the table its own trigrams ...
+    index.drafts([7, 8, 9], limit=8, length=3)
+    assert index.drafts([7, 8], limit=8, length=3) == [[9]]
+    # ... which the next request must not see.
+    index.start_request()
+    assert index.drafts([7, 8], limit=8, length=3) == []
+
+
+def test_package_backend_is_cached_apart_and_unknown_backends_fail(tmp_path, corpus_file):
+    cache = tmp_path / "cache"
+    suffix = open_datastore(DatastoreSettings(corpus=str(corpus_file)), CharTokenizer(), cache, tmp_path)
+    package = open_datastore(
+        DatastoreSettings(corpus=str(corpus_file), backend="draftretriever"), CharTokenizer(), cache, tmp_path
+    )
+    assert isinstance(package, PackageIndex) and package.path.name == "draftretriever.bin"
+    assert package.path.parent != suffix.path.parent
+    meta = json.loads((package.path.parent / "meta.json").read_text())
+    assert meta["backend"] == "draftretriever" and meta["conversations"] == 3
+    hello = [ord(c) for c in "hel"]
+    assert [ord(c) for c in "lo"] in [draft[:2] for draft in package.drafts(hello, limit=8, length=2)]
+    with pytest.raises(HarnessError, match="unknown datastore backend 'sa'"):
+        DatastoreSettings.from_config({"backend": "sa"})

@@ -22,20 +22,33 @@ EXTRA = {"hd": ("drafter.model_db.limit=16", "drafter.model_db.max_new_tokens=32
 def runs_root(tmp_path_factory, target, data_dir):
     root = tmp_path_factory.mktemp("lossless")
 
-    def run(drafter: str):
+    def run(drafter: str, *overrides: str):
         paths = (f"out_dir={root}", f"data_dir={data_dir}", f"cache_dir={CACHE_DIR}")
-        cfg = compose_config(f"drafter={drafter}", *paths, *SETTINGS, *EXTRA.get(drafter, ()))
+        cfg = compose_config(f"drafter={drafter}", *paths, *SETTINGS, *EXTRA.get(drafter, ()), *overrides)
         return read_records(Runner(cfg, target=target).run().answers)
 
     run.ar = {r["question_id"]: r for r in run("ar")}
     return run
 
 
-@pytest.mark.parametrize("drafter", ["rest", "lookahead", "hd"])
-def test_greedy_drafter_equals_ar_on_every_category(runs_root, drafter):
+# The PyPI draftretriever package's index in place of REST's suffix array: alone in HD (L)
+# so that its drafts are the ones verified.
+PACKAGE = ("drafter.datastore.backend=draftretriever",)
+VARIANTS = {
+    "rest": ("rest", ()),
+    "lookahead": ("lookahead", ()),
+    "hd": ("hd", ()),
+    "rest-draftretriever": ("rest", (*PACKAGE, "run_name=rest-draftretriever")),
+    "hd-L-draftretriever": ("hd", (*PACKAGE, "drafter.order=[L]", "run_name=hd-L-draftretriever")),
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_greedy_drafter_equals_ar_on_every_category(runs_root, variant):
+    drafter, overrides = VARIANTS[variant]
     if not is_implemented(drafter):
         pytest.skip(f"{drafter} is not implemented yet")
-    records = {r["question_id"]: r for r in runs_root(drafter)}
+    records = {r["question_id"]: r for r in runs_root(drafter, *overrides)}
     assert sorted({r["category"] for r in records.values()}) == sorted(CATEGORIES)
     assert records.keys() == runs_root.ar.keys()
     for question_id, record in records.items():

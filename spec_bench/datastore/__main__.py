@@ -2,8 +2,9 @@
 
     python -m spec_bench.datastore --model smollm2_135m --corpus lima
     python -m spec_bench.datastore --model vicuna7b --corpus ultrachat --limit 100000
+    python -m spec_bench.datastore --backend draftretriever   # the PyPI package's index
 
-The index is cached under <cache_dir>/datastore/, keyed by tokenizer, corpus and limit;
+The index is cached under <cache_dir>/datastore/, keyed by backend, tokenizer, corpus and limit;
 runs find it there (and build it themselves when it is missing). Spec-Bench's questions
 are excluded from the corpus.
 """
@@ -21,6 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = doc_parser("python -m spec_bench.datastore", __doc__)
     parser.add_argument("--model", default="smollm2_135m", help="a conf/model/ name (its tokenizer is used)")
     parser.add_argument("--corpus", default="lima", help="lima, ultrachat, oasst1 or a JSON/JSONL file")
+    parser.add_argument(
+        "--backend",
+        default="suffix_array",
+        help="suffix_array (REST's retriever, default) or draftretriever (the PyPI package's table)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="conversations to index (default: all)")
     parser.add_argument("overrides", nargs="*", help="more config overrides, e.g. data_dir=/data")
     args = parser.parse_args(argv)
@@ -29,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         f"model={args.model}",
         "drafter=rest",
         f"drafter.datastore.corpus={args.corpus}",
+        f"drafter.datastore.backend={args.backend}",
         f"drafter.datastore.limit={'null' if args.limit is None else args.limit}",
         *args.overrides,
     ]
@@ -43,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     meta_file = index.path.parent / "meta.json"
     meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
-    print(f"ok {index.path} ({index.n_tokens:,} tokens)")
+    print(f"ok {index.path}")
     if meta:
         print(json.dumps(meta, indent=2))
     return 0

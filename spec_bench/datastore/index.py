@@ -123,6 +123,9 @@ class SuffixIndex:
             raise HarnessError(f"{self.path} is not a suffix-array index ({error})") from None
         self.n_tokens = sum(len(chunk.tokens) for chunk in self.chunks)
 
+    def start_request(self) -> None:
+        pass  # static: nothing a request could change
+
     def count(self, query: list[int]) -> int:
         """Occurrences of ``query`` in the indexed text."""
         return sum(hi - lo for _, lo, hi in self._ranges(query))

@@ -1,9 +1,10 @@
 """The cached retrieval datastore shared by REST and HD's statistics database (L).
 
-An index is built once per (tokenizer, corpus, limit) and kept under
-``<cache_dir>/datastore/<corpus>-<key>/``: ``index.bin`` (REST DraftRetriever layout) and
-``meta.json`` (what it was built from). A changed tokenizer, corpus file or limit gives a
-new key, hence a rebuild; an unchanged one is reused by every run and every drafter.
+An index is built once per (backend, tokenizer, corpus, limit) and kept under
+``<cache_dir>/datastore/<corpus>-<key>/``: the index file (``index.bin``, REST's
+DraftRetriever suffix-array layout, or ``draftretriever.bin``, the PyPI package's own
+table) and ``meta.json`` (what it was built from). A changed backend, tokenizer, corpus
+file or limit gives a new key, hence a rebuild; an unchanged one is reused by every run and every drafter.
 Concurrent jobs (a parallel sweep) take a file lock, so one builds and the others wait.
 """
 
@@ -20,12 +21,20 @@ from tqdm.auto import tqdm
 
 from spec_bench.datastore.corpus import Corpus, excluded_texts, resolve_corpus
 from spec_bench.datastore.index import SuffixIndex, write_index
+from spec_bench.datastore.package import PackageIndex, write_package_index
 from spec_bench.errors import HarnessError
 
 FORMAT = 2  # bump when what is indexed or its layout changes
 ENCODE_BATCH = 256
 
-_open_indexes: dict[Path, SuffixIndex] = {}  # one mapping per file per process
+# backend -> (index file name, writer, reader). ``suffix_array`` is REST's retriever and the
+# default; ``draftretriever`` is the PyPI package's trigram table (see package.py).
+BACKENDS = {
+    "suffix_array": ("index.bin", write_index, SuffixIndex),
+    "draftretriever": ("draftretriever.bin", write_package_index, PackageIndex),
+}
+
+_open_indexes: dict[Path, SuffixIndex | PackageIndex] = {}  # one reader per file per process
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,7 @@ class DatastoreSettings:
     """``drafter.datastore`` of the run config."""
 
     corpus: str = "lima"
+    backend: str = "suffix_array"
     limit: int | None = None  # conversations; None = all
     build_if_missing: bool = True
     path: str | None = None  # an index file to use as is, instead of the cached one
@@ -42,8 +52,14 @@ class DatastoreSettings:
         node = node or {}
         limit = node.get("limit")
         path = node.get("path")
+        backend = str(node.get("backend", "suffix_array"))
+        if backend not in BACKENDS:
+            raise HarnessError(
+                f"unknown datastore backend '{backend}' (choose one of: {', '.join(BACKENDS)})"
+            )
         return cls(
             corpus=str(node.get("corpus", "lima")),
+            backend=backend,
             limit=None if limit is None else int(limit),
             build_if_missing=bool(node.get("build_if_missing", True)),
             path=None if path is None else str(path),
@@ -65,8 +81,15 @@ def vocab_size_of(tokenizer) -> int:
     return len(tokenizer) + 1
 
 
-def index_folder(cache_dir: str | Path, corpus: Corpus, tokenizer, limit: int | None, excluded: str) -> Path:
-    key = json.dumps([FORMAT, corpus.identity, tokenizer_digest(tokenizer), limit, excluded])
+def index_folder(
+    cache_dir: str | Path,
+    corpus: Corpus,
+    tokenizer,
+    limit: int | None,
+    excluded: str,
+    backend: str = "suffix_array",
+) -> Path:
+    key = json.dumps([FORMAT, backend, corpus.identity, tokenizer_digest(tokenizer), limit, excluded])
     return Path(cache_dir) / "datastore" / f"{corpus.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
@@ -76,27 +99,33 @@ def open_datastore(
     cache_dir: str | Path,
     data_dir: str | Path,
     excluded: list[str] = (),
-) -> SuffixIndex:
+) -> SuffixIndex | PackageIndex:
     """The index for ``settings``: an explicit file, else the cached one, built if missing."""
     if settings.path:
-        return _open(Path(settings.path))
+        return _open(Path(settings.path), settings.backend)
     corpus = resolve_corpus(settings.corpus, data_dir)
     exclude = excluded_texts(excluded)
-    folder = index_folder(cache_dir, corpus, tokenizer, settings.limit, digest_texts(exclude))
-    index_file = folder / "index.bin"
+    excluded_digest = digest_texts(exclude)
+    folder = index_folder(cache_dir, corpus, tokenizer, settings.limit, excluded_digest, settings.backend)
+    index_file = folder / BACKENDS[settings.backend][0]
     if not index_file.is_file():
         if not settings.build_if_missing:
             raise HarnessError(
                 f"no datastore index for corpus '{settings.corpus}' at {folder}; build it with "
-                f"`python -m spec_bench.datastore --corpus {settings.corpus}` (or set "
-                f"drafter.datastore.build_if_missing=true)"
+                f"`python -m spec_bench.datastore --corpus {settings.corpus} --backend {settings.backend}` "
+                f"(or set drafter.datastore.build_if_missing=true)"
             )
-        build_datastore(corpus, tokenizer, folder, settings.limit, exclude)
-    return _open(index_file)
+        build_datastore(corpus, tokenizer, folder, settings.limit, exclude, settings.backend)
+    return _open(index_file, settings.backend)
 
 
 def build_datastore(
-    corpus: Corpus, tokenizer, folder: Path, limit: int | None, exclude: frozenset[str] = frozenset()
+    corpus: Corpus,
+    tokenizer,
+    folder: Path,
+    limit: int | None,
+    exclude: frozenset[str] = frozenset(),
+    backend: str = "suffix_array",
 ) -> dict:
     """Tokenize every turn of ``corpus`` (one index entry per turn, as REST does) into
     ``folder``; returns the metadata written beside the index."""
@@ -104,17 +133,19 @@ def build_datastore(
     with open(folder / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent job building the same index: wait for it
         meta_file = folder / "meta.json"
-        if (folder / "index.bin").is_file() and meta_file.is_file():
+        file_name, write, _ = BACKENDS[backend]
+        if (folder / file_name).is_file() and meta_file.is_file():
             return json.loads(meta_file.read_text())
         started = time.perf_counter()
         counts = {"conversations": 0, "turns": 0}
-        n_tokens = write_index(
+        n_tokens = write(
             _encoded_turns(corpus.conversations(limit, exclude), tokenizer, counts, corpus.name),
-            folder / "index.bin",
+            folder / file_name,
             vocab_size_of(tokenizer),
         )
         meta = {
             "format": FORMAT,
+            "backend": backend,
             "corpus": corpus.name,
             "corpus_identity": corpus.identity,
             "tokenizer": getattr(tokenizer, "name_or_path", ""),
@@ -150,10 +181,10 @@ def _encode(texts: list[str], tokenizer, counts: dict):
     yield from tokenizer(texts, add_special_tokens=False)["input_ids"]
 
 
-def _open(index_file: Path) -> SuffixIndex:
+def _open(index_file: Path, backend: str = "suffix_array") -> SuffixIndex | PackageIndex:
     key = index_file.resolve()
     if key not in _open_indexes:
-        _open_indexes[key] = SuffixIndex(index_file)
+        _open_indexes[key] = BACKENDS[backend][2](index_file)
     return _open_indexes[key]
 
 
@@ -172,7 +203,7 @@ def benchmark_turns(cfg) -> list[str]:
     return [turn for question in load_questions(questions_file) for turn in question.turns]
 
 
-def datastore_for(cfg, tokenizer) -> SuffixIndex:
+def datastore_for(cfg, tokenizer) -> SuffixIndex | PackageIndex:
     """The run's datastore (``cfg.drafter.datastore``), with Spec-Bench's questions excluded
     from the corpus."""
     settings = DatastoreSettings.from_config(cfg.drafter.get("datastore"))
