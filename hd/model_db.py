@@ -30,6 +30,7 @@ from spec_bench.data.templates import build_prompt
 from spec_bench.datastore.corpus import excluded_texts, resolve_corpus
 from spec_bench.datastore.store import benchmark_turns, digest_texts, tokenizer_digest
 from spec_bench.errors import HarnessError
+from spec_bench.files import write_text_atomic
 
 FORMAT = 1  # bump when what is stored or how it is built changes
 
@@ -173,9 +174,7 @@ def _build(
         "settings": {k: v for k, v in settings.__dict__.items() if k not in ("path", "build_if_missing")},
         "entries": {str(token): continuations for token, continuations in db.entries.items()},
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload))
-    tmp.replace(path)  # never a half-written database
+    write_text_atomic(path, json.dumps(payload))  # never a half-written database
 
 
 def generate_answers(target, prompts: list[str], settings: ModelDBSettings) -> list[list[int]]:

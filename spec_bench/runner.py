@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from spec_bench.engine.budget import FixedBudget
 from spec_bench.engine.decode import Engine, Generation
 from spec_bench.engine.proposal import NoDrafter
 from spec_bench.errors import HarnessError
+from spec_bench.files import write_text_atomic
 from spec_bench.models import load_target
 from spec_bench.records import RecordWriter, read_records
 from spec_bench.tracking import Tracker
@@ -151,12 +151,12 @@ class Runner:
                     f"or delete the folder"
                 )
         else:
-            _write_atomic(config_path, OmegaConf.to_yaml(self.cfg, resolve=True))
+            write_text_atomic(config_path, OmegaConf.to_yaml(self.cfg, resolve=True))
         info = environment.describe(self.target.device)
         info["model_source"] = self.target.source
         info["kernels"] = self.target.kernels
         environment_path = folder / environment_name(self.cfg.bench.get("shard"))
-        _write_atomic(environment_path, json.dumps(info, indent=2) + "\n")
+        write_text_atomic(environment_path, json.dumps(info, indent=2) + "\n")
 
     def _warm_up(self) -> None:
         """Untimed generations so one-time costs (allocations, kernels) hit no drafter."""
@@ -265,10 +265,3 @@ def _turn_record(text: str, generation: Generation) -> dict:
         "phase_times": generation.phase_times,
         "stop_reason": generation.stop_reason,
     }
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    # Shards sharing a folder may write the same file at once; each needs its own tmp.
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

@@ -80,9 +80,12 @@ def test_corrupt_and_missing_index_fail_in_one_line(tmp_path):
         SuffixIndex(bad)
 
 
-def test_out_of_vocabulary_tokens_leave_no_file(tmp_path):
+@pytest.mark.parametrize("write", [write_index, write_package_index])
+def test_bad_corpora_leave_no_file(tmp_path, write):
     with pytest.raises(HarnessError, match="outside the vocabulary"):
-        write_index([[1, 2], [3, 500]], tmp_path / "index.bin", vocab_size=100)
+        write([[1, 2, 3], [3, 500]], tmp_path / "index.bin", vocab_size=100)
+    with pytest.raises(HarnessError, match="the corpus is empty"):
+        write([[], []], tmp_path / "index.bin", vocab_size=100)
     assert list(tmp_path.iterdir()) == []
 
 

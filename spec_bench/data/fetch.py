@@ -21,6 +21,7 @@ from pathlib import Path
 from spec_bench.commands import doc_parser
 from spec_bench.data.questions import load_questions
 from spec_bench.errors import HarnessError
+from spec_bench.files import replaced_atomically
 
 REPO = Path(__file__).resolve().parents[2]
 QUESTIONS = Path("spec_bench") / "question.jsonl"
@@ -38,29 +39,19 @@ def default_mirror() -> Path | None:
     return shared if shared.is_dir() else None
 
 
-def _tmp_beside(target: Path) -> Path:
-    # Same folder so os.replace is an atomic rename; the pid keeps concurrent fetches apart.
-    return target.with_name(f".{target.name}.{os.getpid()}.tmp")
-
-
 def _copy(source: Path, target: Path) -> None:
     if target.is_file() and target.stat().st_size == source.stat().st_size:
         return
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_beside(target)
-    try:
+    with replaced_atomically(target) as tmp:
         shutil.copyfile(source, tmp)  # content only: a read-only mirror must not make dest read-only
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _download_questions(target: Path) -> None:
     if target.is_file():
         return  # the remote size is unknown before downloading; the caller validates what is there
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_beside(target)
-    try:
+    with replaced_atomically(target) as tmp:
         try:
             with urllib.request.urlopen(QUESTIONS_URL, timeout=DOWNLOAD_TIMEOUT_S) as response:
                 tmp.write_bytes(response.read())
@@ -72,9 +63,6 @@ def _download_questions(target: Path) -> None:
             load_questions(tmp)  # a bad download must not land under its final name
         except HarnessError as error:
             raise HarnessError(f"{QUESTIONS_URL} is not a valid question file: {error}") from None
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _from_mirror(dest: Path, mirror: Path) -> list[Path]:

@@ -18,13 +18,14 @@ longest-suffix matches, deterministic, and a crash-free reader.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from spec_bench.errors import HarnessError
+from spec_bench.files import replaced_atomically
 
 CHUNK_TOKENS = 1 << 24  # 64 MiB of tokens per chunk; suffix sorting needs ~10x that in RAM
 
@@ -57,35 +58,35 @@ def write_index(
     entries: Iterable[list[int]], path: str | os.PathLike, vocab_size: int, chunk_tokens: int = CHUNK_TOKENS
 ) -> int:
     """Write ``entries`` (token lists) as an index at ``path``; returns the token count.
-
-    Written beside ``path`` and renamed into place, so a crash never leaves a half index.
-    """
+    Nothing lands at ``path`` unless the whole index was written."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     total = 0
-    try:
-        with open(tmp, "wb") as handle:
-            pending: list[int] = []
-            for tokens in entries:
-                if not tokens:
-                    continue
-                if max(tokens) >= vocab_size or min(tokens) < 0:
-                    raise HarnessError(f"token id outside the vocabulary (size {vocab_size}) for {path}")
-                if pending and len(pending) + len(tokens) > chunk_tokens:
-                    _write_chunk(handle, pending)
-                    pending = []
-                pending.extend(tokens)
-                total += len(tokens)
-            if pending:
+    with replaced_atomically(path) as tmp, open(tmp, "wb") as handle:
+        pending: list[int] = []
+        for tokens in checked_entries(entries, vocab_size, path):
+            if pending and len(pending) + len(tokens) > chunk_tokens:
                 _write_chunk(handle, pending)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if total == 0:
-            raise HarnessError(f"no tokens to index for {path}: the corpus is empty")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+                pending = []
+            pending.extend(tokens)
+            total += len(tokens)
+        _write_chunk(handle, pending)
+        handle.flush()
+        os.fsync(handle.fileno())
     return total
+
+
+def checked_entries(entries: Iterable[list[int]], vocab_size: int, path: Path) -> Iterator[list[int]]:
+    """The non-empty entries, each checked against the vocabulary; an empty corpus fails."""
+    empty = True
+    for tokens in entries:
+        if not tokens:
+            continue
+        if max(tokens) >= vocab_size or min(tokens) < 0:
+            raise HarnessError(f"token id outside the vocabulary (size {vocab_size}) for {path}")
+        empty = False
+        yield tokens
+    if empty:
+        raise HarnessError(f"no tokens to index for {path}: the corpus is empty")
 
 
 def _write_chunk(handle, tokens: list[int]) -> None:

@@ -26,7 +26,9 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from spec_bench.datastore.index import checked_entries
 from spec_bench.errors import HarnessError
+from spec_bench.files import replaced_atomically
 
 MIN_QUERY = 2  # the package's search panics below this
 # Its ``choices``: it drops paths until their distinct tokens fit, and panics when none is
@@ -36,35 +38,24 @@ CHOICES = 64
 
 
 def write_package_index(entries: Iterable[list[int]], path: str | os.PathLike, vocab_size: int) -> int:
-    """Write ``entries`` with the package's Writer at ``path``; returns the token count.
-
-    Written beside ``path`` and renamed into place; the Writer opens its file without
-    truncating it, so it is always given a fresh one.
-    """
+    """Write ``entries`` with the package's Writer at ``path``; returns the token count."""
     import draftretriever
 
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
     total = 0
-    try:
+    # A fresh file each time: the Writer opens its file without truncating it.
+    with replaced_atomically(path) as tmp:
         writer = draftretriever.Writer(file_path=str(tmp), vocab_size=vocab_size)
-        for tokens in entries:
-            if not tokens:
-                continue
-            if max(tokens) >= vocab_size or min(tokens) < 0:
-                raise HarnessError(f"token id outside the vocabulary (size {vocab_size}) for {path}")
-            writer.add_entry(list(tokens))
-            total += len(tokens)
-        if total == 0:
-            raise HarnessError(f"no tokens to index for {path}: the corpus is empty")
-        writer.finalize()
-        # Its destructor writes the table once more: let that happen before the rename.
-        del writer
-        gc.collect()
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            for tokens in checked_entries(entries, vocab_size, path):
+                writer.add_entry(list(tokens))
+                total += len(tokens)
+            writer.finalize()
+        finally:
+            # Its destructor writes the table (again): let that happen now, before the file
+            # is renamed into place or removed, not after.
+            del writer
+            gc.collect()
     return total
 
 

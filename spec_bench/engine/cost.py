@@ -51,6 +51,7 @@ import torch
 from spec_bench.engine.cache import TreeCache
 from spec_bench.engine.proposal import Proposal
 from spec_bench.engine.verify import TreeInputBuilder
+from spec_bench.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -196,9 +197,7 @@ def load_latency_curve(
     log.info("measuring forward latency for sizes %s (cached at %s)", list(sizes), path)
     curve = measure(target, sizes=sizes, prefix_length=prefix_length, repeats=repeats)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(asdict(curve), indent=2) + "\n")
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(asdict(curve), indent=2) + "\n")
     return curve
 
 

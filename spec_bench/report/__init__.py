@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from spec_bench.report.build import Report, RunsRoot, load_root, write_report
+from spec_bench.report.build import Report, RunsRoot, load_root, write_csv, write_report
 
 __all__ = ["Report", "RunsRoot", "build_summary", "load_root", "write_report", "write_summary"]
 
@@ -20,8 +20,4 @@ def write_summary(root: Path) -> Path:
     summary = build_summary(Path(root))
     out = Path(root) / "report"
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "summary.csv"
-    tmp = path.with_name("summary.csv.tmp")
-    summary.to_csv(tmp, index=False, float_format="%.4f")
-    tmp.replace(path)
-    return path
+    return write_csv(summary, out / "summary.csv")

@@ -15,7 +15,7 @@ import matplotlib
 from spec_bench.errors import HarnessError
 from spec_bench.metrics import find_runs
 from spec_bench.report import write_report
-from spec_bench.tracking import log_report, runs_settings
+from spec_bench.tracking import MODES, log_report, runs_settings
 
 # Figures are files here, never windows, even where a display is set.
 matplotlib.use("Agg")
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("root", type=Path, help="runs root, e.g. runs/quick/smollm2_135m")
     parser.add_argument(
         "--wandb",
-        choices=("offline", "online", "disabled"),
+        choices=MODES,
         default=None,
         help="log the report to W&B in this mode (default: the runs' wandb.mode)",
     )

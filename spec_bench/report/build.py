@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from spec_bench.errors import HarnessError
+from spec_bench.files import replaced_atomically, write_text_atomic
 from spec_bench.metrics import find_runs, load_questions_frame, summarize
 from spec_bench.report import figures, machines, tables
 from spec_bench.report.shards import profile_question_ids, read_run, shard_files
@@ -98,27 +99,19 @@ def write_report(root: Path) -> Report:
     shares = tables.source_shares(runs.frame)
     text = markdown(runs, split, shares)
     files = [
-        _write_csv(runs.summary, folder / "summary.csv"),
-        _write_csv(split, folder / "time_split.csv"),
-        _write_text(text, folder / "tables.md"),
-        _write_text(latex(runs, split), folder / "tables.tex"),
+        write_csv(runs.summary, folder / "summary.csv"),
+        write_csv(split, folder / "time_split.csv"),
+        write_text_atomic(folder / "tables.md", text),
+        write_text_atomic(folder / "tables.tex", latex(runs, split)),
     ]
     if not shares.empty:
-        files.append(_write_csv(shares, folder / "hd_sources.csv"))
+        files.append(write_csv(shares, folder / "hd_sources.csv"))
     built, figure_notes = figures.build_figures(runs.summary, shares)
     files += figures.save_figures(built, folder)
     return Report(folder, runs.summary, split, text, files, runs.notes + figure_notes, runs.warning)
 
 
-def _write_csv(table: pd.DataFrame, path: Path) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    table.to_csv(tmp, index=False, float_format="%.4f")
-    tmp.replace(path)
-    return path
-
-
-def _write_text(text: str, path: Path) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+def write_csv(table: pd.DataFrame, path: Path) -> Path:
+    with replaced_atomically(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.4f")
     return path

@@ -22,10 +22,11 @@ from pathlib import Path
 import matplotlib
 
 from spec_bench.errors import HarnessError
+from spec_bench.files import write_text_atomic
 from spec_bench.metrics import find_runs
 from spec_bench.report import Report, write_report
 from spec_bench.report.labels import category_label, ordered_categories, temperature_text
-from spec_bench.tracking import runs_settings
+from spec_bench.tracking import MODES, runs_settings
 
 matplotlib.use("Agg")
 
@@ -102,11 +103,7 @@ def write_html(report: Report) -> Path:
             "</body></html>",
         ]
     )
-    path = report.folder / "comparison.html"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(report.folder / "comparison.html", page)
 
 
 def build_wandb_report(report: Report, settings: dict) -> str:
@@ -160,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("root", type=Path, help="runs root, e.g. runs/quick/smollm2_135m")
     parser.add_argument(
         "--mode",
-        choices=("offline", "online", "disabled"),
+        choices=MODES,
         default=None,
         help="default: the runs' wandb.mode",
     )
