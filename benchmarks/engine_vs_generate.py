@@ -28,9 +28,10 @@ from omegaconf import OmegaConf
 from spec_bench import environment
 from spec_bench.commands import compose_config
 from spec_bench.data import CATEGORIES, build_prompt, load_questions, select_questions
-from spec_bench.drafters import build_drafter, is_implemented
+from spec_bench.drafters import build_drafter, known_drafters
 from spec_bench.engine.budget import FixedBudget
-from spec_bench.engine.cost import auto_budget, curve_path
+from spec_bench.engine.auto_budget import auto_budget
+from spec_bench.engine.cost import curve_path
 from spec_bench.engine.decode import PHASES, Engine
 from spec_bench.engine.proposal import NoDrafter
 from spec_bench.errors import HarnessError
@@ -149,8 +150,8 @@ def build_variants(cfg, target, drafters: list[str], budgets: list[int]) -> tupl
     ]
     skipped = {}
     for name in drafters:
-        if not is_implemented(name):
-            skipped[name] = "not implemented"
+        if name not in known_drafters():
+            skipped[name] = "no such drafter"
             continue
         drafter_cfg = compose_config([f"drafter={name}", f"cache_dir={cfg.cache_dir}"])
         try:
@@ -158,7 +159,7 @@ def build_variants(cfg, target, drafters: list[str], budgets: list[int]) -> tupl
         except HarnessError as error:
             skipped[name] = str(error)
             continue
-        variants.append(engine_variant(f"{name}@auto", target, drafter, auto_budget(cfg, target)))
+        variants.append(engine_variant(f"{name}@auto", target, drafter, auto_budget(cfg, target, drafter)))
         variants += [engine_variant(f"{name}@{b}", target, drafter, FixedBudget(b)) for b in budgets]
     return variants, skipped
 
@@ -341,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
 
     path = curve_path(target, cfg.cache_dir)
     mtime_before = path.stat().st_mtime_ns if path.is_file() else None
-    curve = auto_budget(cfg, target).curve  # measured now unless cached with these settings
+    curve = auto_budget(cfg, target, None).curve  # measured now unless cached with these settings
     curve_cached = mtime_before is not None and path.stat().st_mtime_ns == mtime_before
     drafters = [name for name in args.drafters.split(",") if name]
     budgets = [int(b) for b in args.budgets.split(",") if b]

@@ -1,6 +1,7 @@
 """Build (or show) HD's model database S for a target model.
 
     python -m hd.build_model_db --model smollm2_135m               # LIMA prompts, offline
+    python -m hd.build_model_db --model vicuna7b model_db=oasst1   # the paper's: OASST1, 1,024 tokens
     python -m hd.build_model_db --model vicuna7b --corpus oasst1 --limit 10000 --max-new-tokens 512
 
 The target answers the corpus's prompts greedily in batches; the result is cached under
@@ -35,13 +36,15 @@ def main(argv: list[str] | None = None) -> int:
         ("batch_size", args.batch_size),
     ):
         if value is not None:
-            overrides.append(f"drafter.model_db.{field}={value}")
+            overrides.append(f"model_db.{field}={value}")
     try:
         cfg = compose_config([*overrides, *args.overrides])
-        from hd.model_db import model_db_for
+        from hd.model_db import open_run_model_db
+        from spec_bench.drafters import run_resources
         from spec_bench.models import load_target
 
-        db = model_db_for(cfg, load_target(cfg.model, cfg.cache_dir), int(cfg.drafter.level))
+        resources = run_resources(cfg, load_target(cfg.model, cfg.cache_dir))
+        db = open_run_model_db(resources, int(cfg.drafter.sources.S.level))
     except HarnessError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

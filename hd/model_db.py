@@ -1,11 +1,19 @@
 """S, the model-dependent database: n-grams the target model itself tends to write.
 
 Built once per target model: the model answers a prompt corpus greedily (OASST1 English
-prompts in the paper, LIMA's offline), every LEVEL-gram of its answers is counted once per
-answer (document frequency), the ``top_total`` most frequent are kept, and for each first
-token its ``per_key`` most frequent continuations, most frequent first. Spec-Bench's own
-questions are excluded from the prompts. The official builder stopped after 11 prompts
-(``if i == 10: break``); this one uses every prompt up to the ``limit`` the user sets.
+prompts and 1,024-token answers in the paper, ``bench=paper``; LIMA and short answers in the
+CPU profiles), every LEVEL-gram of its answers is counted once per answer (document
+frequency), the ``top_total`` most frequent are kept, and for each first token its
+``per_key`` most frequent continuations. Spec-Bench's own questions are excluded from the
+prompts. The official builder stopped after 11 corpus rows (``if i == 10: break``): here that
+is ``model_db.limit=11``, not the default. (It also took every English message as a prompt,
+replies included, and dropped each answer's last n-gram; we take conversation-opening
+prompts and every n-gram.)
+
+As a draft source (``ModelDBSource``), S drafts a key's continuations as the official code
+does, least frequent first (it stores the top GUESS ascending and the drafter takes the first
+entries, so with W's drafts ahead of them the most frequent are the ones cut);
+``frequent_first`` (a fix of ``hd_fixed``) drafts the most frequent first.
 
 The database is a JSON file under ``<cache_dir>/model_db/``, keyed by everything that
 changes it (model weights, tokenizer, chat template, corpus, limits, LEVEL, format).
@@ -19,7 +27,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass
 from pathlib import Path
 
 import torch
@@ -28,7 +36,8 @@ from transformers import DynamicCache
 
 from spec_bench.data.templates import build_prompt
 from spec_bench.datastore.corpus import excluded_texts, resolve_corpus
-from spec_bench.datastore.store import benchmark_turns, digest_texts, tokenizer_digest
+from spec_bench.datastore.store import digest_texts, tokenizer_digest
+from spec_bench.drafting.source import Resources, Source
 from spec_bench.errors import HarnessError
 from spec_bench.files import write_text_atomic
 
@@ -76,15 +85,15 @@ def rank_ngrams(documents: Iterable[list[int]], level: int, top_total: int, per_
 
 @dataclass(frozen=True)
 class ModelDBSettings:
-    """``drafter.model_db`` of the run config."""
+    """``model_db`` of the run config (``conf/model_db/``; the YAML holds the defaults)."""
 
-    corpus: str = "lima"
-    limit: int | None = 256  # prompts; None = all
-    max_new_tokens: int = 128
-    max_prompt_tokens: int = 256  # longer prompts are skipped
-    batch_size: int = 16
-    top_total: int = 100_000
-    per_key: int = 7
+    corpus: str
+    limit: int | None  # prompts; None = all
+    max_new_tokens: int
+    max_prompt_tokens: int  # longer prompts are skipped
+    batch_size: int
+    top_total: int
+    per_key: int
     build_if_missing: bool = True
     path: str | None = None  # a built file to use as is
 
@@ -94,7 +103,10 @@ class ModelDBSettings:
         fields = cls.__dataclass_fields__
         unknown = set(values) - set(fields)
         if unknown:
-            raise HarnessError(f"unknown drafter.model_db settings: {', '.join(sorted(unknown))}")
+            raise HarnessError(f"unknown model_db settings: {', '.join(sorted(unknown))}")
+        missing = [name for name, spec in fields.items() if spec.default is MISSING and name not in values]
+        if missing:
+            raise HarnessError(f"missing model_db settings: {', '.join(missing)}")
         return cls(**values)
 
 
@@ -134,7 +146,7 @@ def open_model_db(
     missing (or a one-line error saying how to build it)."""
     if settings.path:
         return ModelDB.load(Path(settings.path))
-    corpus = resolve_corpus(settings.corpus, data_dir)
+    corpus = resolve_corpus(settings.corpus, data_dir, setting="model_db.corpus")
     exclude = excluded_texts(excluded)
     path = Path(cache_dir) / model_db_file(settings, target, corpus.identity, level, digest_texts(exclude))
     if not path.is_file():
@@ -142,7 +154,7 @@ def open_model_db(
             raise HarnessError(
                 f"no model database for '{target.name}' at {path}; build it with "
                 f"`python -m hd.build_model_db --model {target.name}` (or set "
-                f"drafter.model_db.build_if_missing=true)"
+                f"model_db.build_if_missing=true)"
             )
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path.with_suffix(".lock"), "w") as lock:
@@ -236,7 +248,25 @@ def _until_eos(tokens: list[int], eos_ids: set[int]) -> list[int]:
     return tokens
 
 
-def model_db_for(cfg, target, level: int) -> ModelDB:
-    """The run's model database (``cfg.drafter.model_db``), Spec-Bench questions excluded."""
-    settings = ModelDBSettings.from_config(cfg.drafter.get("model_db"))
-    return open_model_db(settings, target, level, cfg.cache_dir, cfg.data_dir, benchmark_turns(cfg))
+def open_run_model_db(resources: Resources, level: int) -> ModelDB:
+    """The run's model database (its ``model_db`` settings), Spec-Bench questions excluded."""
+    settings = ModelDBSettings.from_config(resources.model_db)
+    return open_model_db(
+        settings, resources.target, level, resources.cache_dir, resources.data_dir, resources.excluded_texts
+    )
+
+
+class ModelDBSource(Source):
+    """S as a draft source: the last token's continuations in the model database."""
+
+    def __init__(self, *, level: int, frequent_first: bool, db: ModelDB | None = None) -> None:
+        self.level = level
+        self.frequent_first = frequent_first
+        self.db = db
+
+    def attach(self, resources: Resources) -> None:
+        self.db = open_run_model_db(resources, self.level)
+
+    def lookup(self, context: list[int], room: int) -> list[list[int]]:
+        continuations = self.db.lookup(context[-1], len(self.db.entries.get(context[-1], ())))
+        return continuations if self.frequent_first else continuations[::-1]

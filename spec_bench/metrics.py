@@ -5,6 +5,10 @@
 - speedup = method tokens/s / ``ar`` tokens/s on the same questions (same model, bench
   profile and temperature);
 - MAT = the mean of all accepted lengths (bonus token included; 1.0 for AR).
+
+A run is identified by its folder name (``drafter``: ``pld``, ``pld@auto``, ``hd+dedup``),
+the method it ran (``method``) and how it chose its verification budget (``budget``:
+``paper``, ``auto``, a number, or ``none`` for AR). AR is the baseline of every budget.
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ from omegaconf import OmegaConf
 
 from spec_bench.data import CATEGORIES
 from spec_bench.records import read_records
+from spec_bench.run_names import budget_label, run_label
 
 SUMMARY_COLUMNS = [
     "model",
     "drafter",
+    "method",
+    "budget",
     "temperature",
     "category",
     "n_questions",
@@ -64,7 +71,9 @@ def load_questions_frame(
                 {
                     "bench": cfg.bench.name,
                     "model": cfg.model.name,
-                    "drafter": cfg.run_name,
+                    "drafter": run_label(cfg),
+                    "method": cfg.run_name,
+                    "budget": budget_label(cfg),
                     "temperature": float(cfg.temperature),
                     "category": record["category"],
                     "question_id": record["question_id"],
@@ -102,6 +111,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     for (bench, model, drafter, temperature), run in frame.groupby(
         ["bench", "model", "drafter", "temperature"]
     ):
+        method, budget = run.method.iloc[0], run.budget.iloc[0]
         baseline = frame[
             (frame.bench == bench)
             & (frame.model == model)
@@ -114,6 +124,8 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
                 {
                     "model": model,
                     "drafter": drafter,
+                    "method": method,
+                    "budget": budget,
                     "temperature": temperature,
                     "category": category,
                     "n_questions": len(part),
@@ -163,7 +175,7 @@ def run_summary(folder: Path) -> pd.DataFrame:
     siblings = [f for f in find_runs(model_root) if f.name == folder.name]
     summary = summarize(load_questions_frame(siblings))
     cfg = OmegaConf.load(folder / "config.yaml")
-    return summary[(summary.drafter == cfg.run_name) & (summary.model == cfg.model.name)]
+    return summary[(summary.drafter == run_label(cfg)) & (summary.model == cfg.model.name)]
 
 
 def print_run_summary(folder: Path) -> None:

@@ -1,59 +1,63 @@
-"""make reproduce: every drafter x temperature through one Hydra multirun, then the full
-report (tables.md/.tex, figures, summary.csv in <out>/<bench>/<model>/report/), whose
-Markdown tables are printed.
+"""make reproduce: AR once, then every drafter x temperature at each budget mode through Hydra
+multiruns, then the full report (tables.md/.tex, figures, summary.csv in
+<out>/<bench>/<model>/report/), whose Markdown tables are printed.
 
     python -m spec_bench.reproduce --model smollm2_135m --bench quick
+    python -m spec_bench.reproduce --drafters hd,hd_fixed --ablations hd-WS,hd+dedup
 
-Drafters that are not implemented yet are skipped with a note, never silently. Extra
-arguments after ``--`` go to every run (e.g. ``-- engine.budget=16``).
-
-``--ablations W,S,L,WS`` also runs HD with only those databases, in that order, as the
-paper's ablation (run names ``hd-W``, ...; the full ``hd`` run is WSL).
+``--budgets paper,auto`` (the default) runs every drafter as its authors verify (``paper``)
+and at the cost-aware budget (``auto``); the report shows the two blocks side by side, AR
+once. ``--ablations`` names ``conf/ablation/`` files, each run as HD at the paper budget
+(``hd-WS``: the databases W and S only; ``hd+dedup``: one fix of the official behaviour).
+Extra arguments go to every run (e.g. ``engine.max_budget=32``).
 """
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from pathlib import Path
 
-from spec_bench.drafters import is_implemented
+from spec_bench.commands import doc_parser
+from spec_bench.drafters import known_drafters
 
 REPO = Path(__file__).resolve().parents[1]
+CONF_ABLATIONS = REPO / "conf" / "ablation"
+PUBLISHED = "pld,rest,lookahead,hd"
+
+
+def comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m spec_bench.reproduce", description=__doc__.split("\n\n")[0]
-    )
+    parser = doc_parser("python -m spec_bench.reproduce", __doc__)
     parser.add_argument("--model", default="smollm2_135m", help="a conf/model/ name")
     parser.add_argument("--bench", default="quick", help="a conf/bench/ profile: smoke, quick, paper")
     parser.add_argument(
-        "--drafters", default="ar,pld,rest,lookahead,hd", help="comma-separated; ar is always run"
+        "--drafters", default=PUBLISHED, help="comma-separated conf/drafter/ names; ar always runs"
     )
     parser.add_argument("--temperatures", default="0,1", help="comma-separated")
+    parser.add_argument("--budgets", default="paper,auto", help="engine.budget modes: paper, auto, integers")
     parser.add_argument("--out", default="runs", help="runs root")
     parser.add_argument("--launcher", default=None, help="hydra/launcher config, e.g. local or slurm")
-    parser.add_argument(
-        "--ablations",
-        default="",
-        help="comma-separated HD database orders to run as well, e.g. W,S,L,WS",
-    )
+    parser.add_argument("--ablations", default="", help="comma-separated conf/ablation/ names")
     parser.add_argument("extra", nargs="*", help="more Hydra overrides for every run")
     args = parser.parse_args(argv)
-    ablations = [order.strip().upper() for order in args.ablations.split(",") if order.strip()]
-    for order in ablations:
-        if not order or set(order) - set("WSL") or len(set(order)) != len(order):
-            parser.error(f"--ablations: '{order}' is not an order of the databases W, S and L")
 
-    wanted = [d for d in dict.fromkeys(["ar", *args.drafters.split(",")]) if d]
-    drafters = [name for name in wanted if is_implemented(name)]
-    skipped = [
-        f"note: drafter '{name}' is not implemented yet; skipped" for name in wanted if name not in drafters
-    ]
-    for note in skipped:
-        print(note, file=sys.stderr)
+    drafters = [name for name in comma_list(args.drafters) if name != "ar"]
+    unknown = [name for name in drafters if name not in known_drafters()]
+    if unknown:
+        parser.error(f"unknown drafter(s) {', '.join(unknown)}; choose from {', '.join(known_drafters())}")
+    ablations = comma_list(args.ablations)
+    missing = [name for name in ablations if not (CONF_ABLATIONS / f"{name}.yaml").is_file()]
+    if missing:
+        known = sorted(path.stem for path in CONF_ABLATIONS.glob("*.yaml"))
+        parser.error(f"unknown ablation(s) {', '.join(missing)}; choose from {', '.join(known)}")
+    budgets = comma_list(args.budgets)
+    bad = [b for b in budgets if b not in ("paper", "auto") and not b.isdigit()]
+    if bad or not budgets:
+        parser.error(f"--budgets takes paper, auto or integers >= 0; got {args.budgets}")
 
     common = [
         f"temperature={args.temperatures}",
@@ -64,12 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.launcher:
         common.append(f"hydra/launcher={args.launcher}")
-    sweeps = [[f"drafter={','.join(drafters)}", *common]]
-    # One sweep per ablation: each order needs its own run name, and Hydra sweeps are products.
-    sweeps += [
-        ["drafter=hd", f"drafter.order=[{','.join(order)}]", f"run_name=hd-{order}", *common]
-        for order in ablations
-    ]
+    # AR verifies nothing, so it runs once whatever the budgets (one folder, one reference).
+    sweeps = [["drafter=ar", *common]]
+    if drafters:
+        sweeps.append([f"drafter={','.join(drafters)}", f"engine.budget={','.join(budgets)}", *common])
+    if ablations:
+        sweeps.append(["drafter=hd", f"ablation={','.join(ablations)}", "engine.budget=paper", *common])
     for overrides in sweeps:
         command = [sys.executable, str(REPO / "run.py"), "--multirun", *overrides]
         print("+ " + " ".join(command), flush=True)
@@ -77,11 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         if status != 0:
             return status
     root = Path(args.out) / args.bench / args.model
-    status = subprocess.call([sys.executable, "-m", "spec_bench.report", str(root)], cwd=REPO)
-    # Again below the tables, where a reader looks for what is missing from them.
-    for note in skipped:
-        print(note, file=sys.stderr)
-    return status
+    return subprocess.call([sys.executable, "-m", "spec_bench.report", str(root)], cwd=REPO)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from spec_bench.errors import HarnessError
 from spec_bench.files import write_text_atomic
 from spec_bench.models import load_target
 from spec_bench.records import RecordWriter, read_records
+from spec_bench.run_names import BUDGET_MODES, run_label, temperature_label
 from spec_bench.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -33,18 +34,27 @@ log = logging.getLogger(__name__)
 NON_RESULT_KEYS = ("out_dir", "data_dir", "questions", "cache_dir", "wandb", "hydra")
 
 
-def temperature_label(temperature: float) -> str:
-    return f"t{float(temperature):g}"
-
-
 def run_dir(cfg: DictConfig) -> Path:
     return (
         Path(cfg.out_dir)
         / cfg.bench.name
         / cfg.model.name
-        / cfg.run_name
+        / run_label(cfg)
         / temperature_label(cfg.temperature)
     )
+
+
+def check_run_settings(cfg: DictConfig) -> None:
+    """Settings no run can use, refused in one line before anything is loaded or written."""
+    try:
+        temperature = float(cfg.temperature)
+    except (TypeError, ValueError):
+        raise HarnessError(f"temperature must be a number >= 0, got '{cfg.temperature}'") from None
+    if not temperature >= 0:  # also refuses nan
+        raise HarnessError(f"temperature must be >= 0, got {cfg.temperature}")
+    budget = cfg.engine.budget
+    if str(budget) not in BUDGET_MODES and not (str(budget).isdigit()):
+        raise HarnessError(f"engine.budget must be paper, auto or an integer >= 0, got '{budget}'")
 
 
 def answers_name(shard: str | None) -> str:
@@ -81,6 +91,7 @@ class RunSummary:
 
 class Runner:
     def __init__(self, cfg: DictConfig, target=None) -> None:
+        check_run_settings(cfg)
         self.cfg = cfg
         questions = load_questions(cfg.questions)
         self.questions: list[Question] = select_questions(
@@ -89,7 +100,7 @@ class Runner:
         self.max_new_tokens = int(cfg.bench.max_new_tokens)
         self.target = target if target is not None else load_target(cfg.model, cfg.cache_dir)
         self.drafter = build_drafter(cfg, self.target)
-        self.engine = Engine(self.target, cfg.temperature, make_budget(cfg, self.target))
+        self.engine = Engine(self.target, cfg.temperature, make_budget(cfg, self.target, self.drafter))
         self.greedy = float(cfg.temperature) == 0.0
         self._check_prompt_lengths()
 
@@ -226,16 +237,21 @@ class Runner:
         return tokens
 
 
-def make_budget(cfg: DictConfig, target):
-    """The verification budget policy: fixed, or chosen per step from the target's cost curve."""
-    budget = cfg.engine.budget
-    if isinstance(budget, int) or (isinstance(budget, str) and budget.isdigit()):
+def make_budget(cfg: DictConfig, target, drafter):
+    """The verification budget policy: what the method's authors verify per step (``paper``),
+    a fixed number, or chosen per step from the target's cost curve (``auto``)."""
+    budget = str(cfg.engine.budget)
+    if isinstance(drafter, NoDrafter):
+        return FixedBudget(0)
+    if budget == "paper":
+        return FixedBudget(drafter.paper_budget)
+    if budget.isdigit():
         return FixedBudget(int(budget))
     if budget == "auto":
-        from spec_bench.engine.cost import auto_budget
+        from spec_bench.engine.auto_budget import auto_budget
 
-        return auto_budget(cfg, target)
-    raise HarnessError(f"engine.budget must be 'auto' or an integer, got '{budget}'")
+        return auto_budget(cfg, target, drafter)
+    raise HarnessError(f"engine.budget must be paper, auto or an integer >= 0, got '{budget}'")
 
 
 def _same_setting(config_path: Path, ours: dict) -> bool:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from omegaconf import DictConfig, OmegaConf
 
 from spec_bench.errors import HarnessError
+from spec_bench.run_names import budget_label
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -131,7 +132,7 @@ class RunTracker:
             name=name,
             group=f"{cfg.bench.name}/{cfg.model.name}",
             job_type="run",
-            tags=[cfg.bench.name, cfg.model.name, str(cfg.drafter.name)],
+            tags=[cfg.bench.name, cfg.model.name, str(cfg.drafter.name), f"budget:{budget_label(cfg)}"],
             config=run_config(cfg),
             settings=_settings(wandb),
         )

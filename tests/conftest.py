@@ -75,3 +75,11 @@ def smoke_runs(tmp_path_factory, target, data_dir):
         )
         folders[drafter] = Runner(cfg, target=target).run().folder
     return out, folders
+
+
+def drafter_from_config(name: str, *overrides: str):
+    """A drafter built from ``conf/drafter/<name>.yaml`` as runs build it, without a run's
+    resources: sources that need a model or datastore get theirs by hand in the test."""
+    from spec_bench.drafters import instantiate_drafter
+
+    return instantiate_drafter(compose_config(f"drafter={name}", *overrides).drafter)

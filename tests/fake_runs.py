@@ -66,16 +66,19 @@ def write_run(
     shards: dict[str, list[dict]] | None = None,
     environment: dict = CPU,
     model: str = "tiny",
+    budget: str = "paper",
 ) -> Path:
-    """A run folder under ``root/<drafter>/t<T>``; ``shards`` maps "i/n" to that shard's
-    records (then ``records`` is ignored)."""
-    folder = root / drafter / f"t{temperature:g}"
+    """A run folder under ``root/<drafter>[@<budget>]/t<T>``; ``shards`` maps "i/n" to that
+    shard's records (then ``records`` is ignored)."""
+    name = drafter if budget == "paper" or drafter == "ar" else f"{drafter}@{budget}"
+    folder = root / name / f"t{temperature:g}"
     folder.mkdir(parents=True, exist_ok=True)
     config = {
         "model": {"name": model},
         "drafter": {"name": drafter},
         "bench": {"name": "smoke", "per_category": None, "max_new_tokens": 8, "shard": None},
         "temperature": temperature,
+        "engine": {"budget": budget},
         "run_name": drafter,
         "questions": str(questions or root / "absent-questions.jsonl"),
         "wandb": {"mode": "disabled", "project": "hd-spec-bench-tests", "entity": None},

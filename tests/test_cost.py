@@ -8,10 +8,12 @@ from collections import Counter
 
 import pytest
 
-from baselines.pld import PromptLookupDrafter
+from spec_bench.engine.auto_budget import AutoBudget, candidate_budgets
 from spec_bench.engine.budget import FixedBudget
-from spec_bench.engine.cost import AutoBudget, LatencyCurve, load_latency_curve, measure_latency_curve
+from spec_bench.engine.cost import LatencyCurve, load_latency_curve, measure_latency_curve
 from spec_bench.engine.decode import Engine
+
+from .conftest import drafter_from_config
 
 # Shaped like this CPU's: flat for a few tokens, then roughly linear.
 CPU_LIKE = LatencyCurve(
@@ -53,41 +55,94 @@ def test_cost_curve_is_cached_and_reused(target, tmp_path):
 
 def simulate(policy: AutoBudget, accepted_at, steps: int = 400) -> Counter:
     """Run the policy against a drafter that fills every budget and gets
-    ``accepted_at(budget)`` drafts accepted; count the budgets of the second half."""
+    ``accepted_at(budget, step)`` drafts accepted; count the budgets of the second half."""
     chosen = Counter()
     for step in range(steps):
         budget = policy.choose()
         assert budget in policy.candidates
-        policy.record(budget, budget, accepted_at(budget))
+        policy.record(budget, budget, accepted_at(budget, step))
         if step >= steps // 2:
             chosen[budget] += 1
     return chosen
 
 
+def policy(**settings) -> AutoBudget:
+    return AutoBudget(CPU_LIKE, candidate_budgets(64), **settings)
+
+
+def test_candidates_are_powers_of_two_and_the_published_budget_from_the_smallest_that_works():
+    assert candidate_budgets(64) == [0, 1, 2, 4, 8, 16, 32, 64]
+    assert candidate_budgets(64, paper_budget=55, min_budget=15) == [0, 16, 32, 55, 64]
+    assert candidate_budgets(32, paper_budget=80) == [0, 1, 2, 4, 8, 16, 32]
+    assert candidate_budgets(8, min_budget=15) == [0, 8]
+
+
 def test_auto_budget_grows_when_drafts_are_accepted():
-    chosen = simulate(AutoBudget(CPU_LIKE, max_budget=64), lambda budget: budget)
+    chosen = simulate(policy(), lambda budget, step: budget)
     assert chosen.most_common(1)[0][0] >= 32
 
 
 def test_auto_budget_falls_to_ar_when_drafts_are_never_accepted():
-    chosen = simulate(AutoBudget(CPU_LIKE, max_budget=64), lambda budget: 0)
+    chosen = simulate(policy(), lambda budget, step: 0)
     assert chosen.most_common(1)[0][0] == 0
-    assert chosen[0] >= 0.8 * sum(chosen.values())  # the rest is exploring budget 1
+    assert chosen[0] >= 0.8 * sum(chosen.values())  # the rest is exploring
 
 
 def test_auto_budget_weighs_acceptance_against_cost():
     # Three drafts accepted at most: 4 nodes are worth verifying, 8 cost more than they gain.
-    chosen = simulate(AutoBudget(CPU_LIKE, max_budget=64), lambda budget: min(budget, 3))
+    chosen = simulate(policy(), lambda budget, step: min(budget, 3))
     assert chosen.most_common(1)[0][0] == 4
 
 
+def test_a_drafter_that_only_works_at_large_budgets_is_found_again():
+    # Nothing is accepted below 16 nodes (a Jacobi window that does not fit); at 16 and
+    # above, two drafts a step, but only from the 20th step on (the pool fills late): the
+    # first tries judge it at a bad moment. Local exploration from AR never got there.
+    works = lambda budget, step: 2 if budget >= 16 and step >= 20 else 0  # noqa: E731
+    chosen = simulate(policy(), works)
+    assert chosen.most_common(1)[0][0] == 16
+    late = AutoBudget(CPU_LIKE, candidate_budgets(64, paper_budget=55, min_budget=15))
+    assert simulate(late, works).most_common(1)[0][0] == 16
+
+
+def test_drafting_within_the_margin_is_preferred_to_ar_steps():
+    def one_in_five_at_8():
+        steps_at_8 = 0
+
+        def accepted(budget, step):
+            nonlocal steps_at_8
+            if budget != 8:
+                return 0
+            steps_at_8 += 1
+            return 1 if steps_at_8 % 5 == 0 else 0
+
+        return accepted
+
+    # 1.2 tokens a step at 8 nodes, for 1.23x an AR step's cost: 2.5% slower than AR.
+    assert 1.2 / CPU_LIKE.latency(9) < 1 / CPU_LIKE.latency(1)
+    assert simulate(policy(), one_in_five_at_8()).most_common(1)[0][0] == 8
+    assert simulate(policy(draft_margin=0.0), one_in_five_at_8()).most_common(1)[0][0] == 0
+
+
+def test_every_request_starts_from_the_same_state():
+    auto = policy()
+    fresh = (auto.summary(), auto.current)
+    simulate(auto, lambda budget, step: budget, steps=50)
+    assert auto.summary() != fresh[0]
+    auto.reset()
+    assert (auto.summary(), auto.current) == fresh
+    first = [auto.choose() for _ in range(30)]
+    auto.reset()
+    assert [auto.choose() for _ in range(30)] == first
+
+
 def test_auto_budget_costs_only_what_was_proposed():
-    policy = AutoBudget(CPU_LIKE, max_budget=64)
+    auto = policy()
     for _ in range(64):
-        policy.record(64, 0, 0)  # budget 64 offered, nothing proposed: a 1-token forward
-    assert policy.seconds[64] == pytest.approx(CPU_LIKE.latency(1), rel=0.05)
-    policy.record(5, 5, 2)  # cut short by the token limit: counts for budget 4
-    assert policy.observed[4] == 1
+        auto.record(64, 0, 0)  # budget 64 offered, nothing proposed: a 1-token forward
+    assert auto.seconds[64] == pytest.approx(CPU_LIKE.latency(1), rel=0.05)
+    auto.record(5, 5, 2)  # cut short by the token limit: counts for budget 4
+    assert auto.observed[4] == 1
 
 
 PROMPT = (
@@ -98,16 +153,17 @@ PROMPT = (
 
 def test_greedy_output_is_the_same_for_every_budget(target):
     prompt = target.encode(PROMPT)
-    reference = Engine(target, 0.0, FixedBudget(0)).generate(prompt, PromptLookupDrafter(3, 10, 4), 40)
+    reference = Engine(target, 0.0, FixedBudget(0)).generate(prompt, drafter_from_config("pld_tree"), 40)
     policies = {
-        "auto": AutoBudget(CPU_LIKE, max_budget=64, explore_every=2),
+        "auto": AutoBudget(CPU_LIKE, candidate_budgets(64), explore_every=2),
         "8": FixedBudget(8),
         "64": FixedBudget(64),
     }
-    for name, policy in policies.items():
-        generation = Engine(target, 0.0, policy).generate(prompt, PromptLookupDrafter(3, 10, 4), 40)
+    for name, budget_policy in policies.items():
+        generation = Engine(target, 0.0, budget_policy).generate(prompt, drafter_from_config("pld_tree"), 40)
         assert generation.tokens == reference.tokens, name
         assert len(generation.budgets) == len(generation.proposed) == generation.steps
         assert all(proposed <= budget for proposed, budget in zip(generation.proposed, generation.budgets))
     auto = policies["auto"]
     assert auto.steps >= 2 and sum(auto.observed.values()) > 0
+    assert max(generation.accept_lengths) > 1  # it drafted and was accepted

@@ -62,15 +62,6 @@ def test_chunks_are_searched_together(tmp_path):
     assert sorted(rows) == [-1, 3, 4, 5]  # the last chunk ends in "1 2": nothing follows
 
 
-def test_many_matches_are_spread_over_the_range(tmp_path):
-    # 100 occurrences of 1 followed by 2..11 in order; a cap of 10 must not take only the
-    # lexicographically first continuations.
-    index = make_index(tmp_path, [[1, 2 + i // 10] for i in range(100)])
-    rows = index.continuations([1], length=1, max_matches=10).ravel().tolist()
-    assert len(rows) == 10
-    assert len(set(rows)) >= 8
-
-
 def test_corrupt_and_missing_index_fail_in_one_line(tmp_path):
     with pytest.raises(HarnessError, match="not found"):
         SuffixIndex(tmp_path / "nope.bin")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 
 from spec_bench.data import CATEGORIES
-from spec_bench.drafters import is_implemented
 from spec_bench.records import read_records
 from spec_bench.runner import Runner
 
@@ -15,7 +14,7 @@ from .conftest import CACHE_DIR, compose_config
 
 SETTINGS = ("bench=smoke", "bench.max_new_tokens=32", "engine.warmup_tokens=4", "engine.budget=32")
 # A small model database: what is checked here is losslessness, not its coverage.
-EXTRA = {"hd": ("drafter.model_db.limit=16", "drafter.model_db.max_new_tokens=32")}
+SMALL_MODEL_DB = ("model_db.limit=16", "model_db.max_new_tokens=32")
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +23,7 @@ def runs_root(tmp_path_factory, target, data_dir):
 
     def run(drafter: str, *overrides: str):
         paths = (f"out_dir={root}", f"data_dir={data_dir}", f"cache_dir={CACHE_DIR}")
-        cfg = compose_config(f"drafter={drafter}", *paths, *SETTINGS, *EXTRA.get(drafter, ()), *overrides)
+        cfg = compose_config(f"drafter={drafter}", *paths, *SETTINGS, *SMALL_MODEL_DB, *overrides)
         return read_records(Runner(cfg, target=target).run().answers)
 
     run.ar = {r["question_id"]: r for r in run("ar")}
@@ -33,27 +32,71 @@ def runs_root(tmp_path_factory, target, data_dir):
 
 # The PyPI draftretriever package's index in place of REST's suffix array: alone in HD (L)
 # so that its drafts are the ones verified.
-PACKAGE = ("drafter.datastore.backend=draftretriever",)
+PACKAGE = ("datastore.backend=draftretriever",)
+# Each published form and our variant beside it; the label whose drafts must be accepted.
 VARIANTS = {
-    "rest": ("rest", ()),
-    "lookahead": ("lookahead", ()),
-    "hd": ("hd", ()),
-    "rest-draftretriever": ("rest", (*PACKAGE, "run_name=rest-draftretriever")),
-    "hd-L-draftretriever": ("hd", (*PACKAGE, "drafter.order=[L]", "run_name=hd-L-draftretriever")),
+    "pld": ("pld", (), "pld"),
+    "pld_tree": ("pld_tree", (), "pld"),
+    "rest": ("rest", (), "rest"),
+    "rest_spread": ("rest_spread", (), "rest"),
+    "lookahead": ("lookahead", (), "lookahead"),
+    "lookahead_fixed": ("lookahead_fixed", (), "lookahead"),
+    "hd": ("hd", (), "W"),
+    "hd_fixed": ("hd_fixed", (), "W"),
+    "rest-draftretriever": ("rest", (*PACKAGE, "run_name=rest-draftretriever"), "rest"),
+    "hd-L-draftretriever": ("hd", (*PACKAGE, "drafter.order=[L]", "run_name=hd-L-draftretriever"), "L"),
 }
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_greedy_drafter_equals_ar_on_every_category(runs_root, variant):
-    drafter, overrides = VARIANTS[variant]
-    if not is_implemented(drafter):
-        pytest.skip(f"{drafter} is not implemented yet")
+    drafter, overrides, source = VARIANTS[variant]
     records = {r["question_id"]: r for r in runs_root(drafter, *overrides)}
+    # It drafted and its drafts were accepted, before its output is compared: a drafter
+    # silently off would equal AR too.
+    accepted = sum(turn["accepted_by_source"].get(source, 0) for r in records.values() for turn in r["turns"])
+    assert accepted > 0, f"{variant}: no draft of '{source}' was accepted"
     assert sorted({r["category"] for r in records.values()}) == sorted(CATEGORIES)
     assert records.keys() == runs_root.ar.keys()
     for question_id, record in records.items():
         assert record["ar_match"] is True
         expected = [t["token_ids"] for t in runs_root.ar[question_id]["turns"]]
         assert [t["token_ids"] for t in record["turns"]] == expected
-    # The drafter did draft: some step accepted more than the bonus token.
-    assert max(n for r in records.values() for n in r["accept_lengths"]) > 1
+
+
+def test_sampling_through_the_model_keeps_the_target_distribution(target):
+    """T=1 end to end: on a repetitive prompt Spec-Bench's PLD drafts from the prompt and its
+    drafts are accepted, and the first tokens it emits are distributed as AR's, seed for seed
+    independent draws of each compared with a two-sample chi-square test."""
+    from scipy.stats import chi2_contingency
+
+    from spec_bench.engine.budget import FixedBudget
+    from spec_bench.engine.decode import Engine
+    from spec_bench.engine.proposal import NoDrafter
+
+    from .conftest import drafter_from_config
+
+    prompt = target.encode("1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6, 1, 2,")
+    pld = drafter_from_config("pld")
+    ar_engine, pld_engine = Engine(target, 1.0, FixedBudget(0)), Engine(target, 1.0, FixedBudget(10))
+    seeds = range(200)
+    ar = [tuple(ar_engine.generate(prompt, NoDrafter(), 4, seed=seed).tokens) for seed in seeds]
+    runs = [pld_engine.generate(prompt, pld, 4, seed=10_000 + seed) for seed in seeds]
+    drafted = [tuple(run.tokens) for run in runs]
+    # After the prefill's token, three more: drafts are accepted in most generations.
+    accepted = sum(run.accepted_by_source.get("pld", 0) for run in runs)
+    assert accepted >= len(seeds), "PLD's drafts were hardly accepted: the test would check nothing"
+    # Sequences seen at least 5 times in all; the rest pooled.
+    counts = {}
+    for sample in ar + drafted:
+        counts[sample] = counts.get(sample, 0) + 1
+    common = [s for s, n in counts.items() if n >= 5]
+
+    def histogram(samples):
+        return [sum(s == c for s in samples) for c in common] + [sum(s not in common for s in samples)]
+
+    table = [histogram(ar), histogram(drafted)]
+    table = [[a, b] for a, b in zip(*table) if a + b > 0]
+    assert len(table) >= 2, "the prompt left a single continuation: nothing to compare"
+    p_value = chi2_contingency(list(zip(*table))).pvalue
+    assert p_value > 1e-3, (p_value, table)

@@ -45,6 +45,28 @@ def test_full_report_writes_tables_and_figures(tmp_path):
     assert split.forward.round(3).eq(0.7).all() and split.other.round(3).eq(0.05).all()
 
 
+def test_budget_blocks_show_ar_once_and_bold_within_each_block(tmp_path):
+    root = paper_like_root(tmp_path)
+    records = [record(q, 12.0 * (1 + 0.1 * i), [2, 1, 1, 2]) for i, q in enumerate(QUESTIONS)]
+    write_run(root, "hd", records, budget="auto")
+    report = write_report(root)
+    markdown = report.markdown
+    block = markdown[markdown.index("### tiny, T=0") : markdown.index("Mean accepted tokens")]
+    assert block.count("| — | AR |") == 1
+    assert "| paper | HD | **1.80** |" in block and "| auto | HD | **1.20** |" in block
+    rows = [
+        line
+        for line in block.splitlines()
+        if line.startswith("| ") and "Budget" not in line and "---" not in line
+    ]
+    assert [row.split(" | ")[0] for row in rows] == ["| —", "| paper", "| paper", "| auto"]
+    summary = report.summary
+    auto = summary[(summary.drafter == "hd@auto") & (summary.category == "overall")].iloc[0]
+    assert (auto.method, auto.budget) == ("hd", "auto") and auto.speedup == pytest.approx(1.2)
+    latex = (root / "report" / "tables.tex").read_text()
+    assert r"\quad Automatic budget (auto)" in latex and r"\quad Published budgets (paper)" in latex
+
+
 def test_best_cells_skip_ar_and_bold_ties():
     grid = pd.DataFrame({"qa": [3.0, 1.5, 1.5], "rag": [1.0, 1.2, math.nan]}, index=["ar", "pld", "hd"])
     mask = best_cells(grid)

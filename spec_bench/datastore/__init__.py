@@ -4,14 +4,14 @@ Build it ahead with ``python -m spec_bench.datastore``; runs build it on first u
 
 from spec_bench.datastore.index import SuffixIndex, write_index
 from spec_bench.datastore.package import PackageIndex, write_package_index
-from spec_bench.datastore.store import DatastoreSettings, datastore_for, open_datastore
+from spec_bench.datastore.store import DatastoreSettings, open_datastore, open_run_datastore
 
 __all__ = [
     "DatastoreSettings",
     "PackageIndex",
     "SuffixIndex",
-    "datastore_for",
     "open_datastore",
+    "open_run_datastore",
     "write_index",
     "write_package_index",
 ]

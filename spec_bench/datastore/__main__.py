@@ -33,18 +33,22 @@ def main(argv: list[str] | None = None) -> int:
 
     overrides = [
         f"model={args.model}",
-        "drafter=rest",
-        f"drafter.datastore.corpus={args.corpus}",
-        f"drafter.datastore.backend={args.backend}",
-        f"drafter.datastore.limit={'null' if args.limit is None else args.limit}",
+        f"datastore.corpus={args.corpus}",
+        f"datastore.backend={args.backend}",
+        f"datastore.limit={'null' if args.limit is None else args.limit}",
         *args.overrides,
     ]
     try:
         cfg = compose_config(overrides)
-        from spec_bench.datastore.store import datastore_for
+        from spec_bench.datastore.store import DatastoreSettings, open_datastore
+        from spec_bench.drafters import benchmark_turns
         from spec_bench.models import load_tokenizer
 
-        index = datastore_for(cfg, load_tokenizer(cfg.model, cfg.cache_dir))
+        settings = DatastoreSettings.from_config(cfg.datastore)
+        tokenizer = load_tokenizer(cfg.model, cfg.cache_dir)
+        index = open_datastore(
+            settings, tokenizer, cfg.cache_dir, cfg.data_dir, benchmark_turns(cfg.questions)
+        )
     except HarnessError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

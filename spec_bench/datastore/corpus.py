@@ -46,13 +46,14 @@ class Corpus:
     name: str
     identity: str  # changes whenever the content may have changed
     path: Path | None  # the local file, if any
+    setting: str = "corpus"  # the config key that chose it, for error messages
 
     def conversations(
         self, limit: int | None = None, exclude: frozenset[str] = frozenset()
     ) -> Iterator[Conversation]:
         """Up to ``limit`` conversations, skipping any with a turn in ``exclude`` (e.g. the
         benchmark's own questions, which must never leak into a database)."""
-        source = _local_conversations(self.path) if self.path else _hub_conversations(self.name)
+        source = _local_conversations(self.path) if self.path else _hub_conversations(self.name, self.setting)
         count = 0
         for conversation in source:
             if limit is not None and count >= limit:
@@ -72,16 +73,16 @@ def _normalise(text: str) -> str:
     return " ".join(text.split()).lower()
 
 
-def resolve_corpus(corpus: str, data_dir: str | Path) -> Corpus:
-    """Name or path -> a ``Corpus``; a missing local file fails in one line."""
+def resolve_corpus(corpus: str, data_dir: str | Path, setting: str = "corpus") -> Corpus:
+    """Name or path -> a ``Corpus``; a missing local file fails in one line naming ``setting``."""
     if corpus in HUB_CORPORA:
         dataset, config, split = HUB_CORPORA[corpus]
-        return Corpus(corpus, f"hub:{dataset}:{config}:{split}", None)
+        return Corpus(corpus, f"hub:{dataset}:{config}:{split}", None, setting)
     path = Path(data_dir) / LIMA if corpus == "lima" else Path(corpus)
     if not path.is_file():
         hint = " (run `make setup`, which copies it from ../shared/data)" if corpus == "lima" else ""
-        raise HarnessError(f"corpus file not found: {path}{hint}")
-    return Corpus(corpus if corpus == "lima" else path.stem, f"file:{_digest(path)}", path)
+        raise HarnessError(f"corpus file not found: {path} ({setting}){hint}")
+    return Corpus(corpus if corpus == "lima" else path.stem, f"file:{_digest(path)}", path, setting)
 
 
 def turns_of(row: dict) -> tuple[str, ...]:
@@ -124,7 +125,7 @@ def _local_conversations(path: Path) -> Iterator[Conversation]:
         raise HarnessError(f"{path}: not a conversation file ({error})") from None
 
 
-def _hub_conversations(name: str) -> Iterator[Conversation]:
+def _hub_conversations(name: str, setting: str) -> Iterator[Conversation]:
     dataset_id, config, split = HUB_CORPORA[name]
     try:
         from datasets import load_dataset
@@ -134,7 +135,7 @@ def _hub_conversations(name: str) -> Iterator[Conversation]:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise HarnessError(
             f"cannot load corpus '{name}' ({dataset_id}) from the Hugging Face hub: {message}; "
-            f"use corpus=lima offline"
+            f"point {setting} at a local copy (a JSON or JSONL chat file), or set {setting}=lima"
         ) from None
     if name == "oasst1":
         # Only English prompts that start a conversation: the model DB's answers are the

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spec_bench.datastore.search import draftretriever_search, most_frequent_nodes
 from spec_bench.errors import HarnessError
 from spec_bench.files import replaced_atomically
 
@@ -131,13 +132,33 @@ class SuffixIndex:
         """Occurrences of ``query`` in the indexed text."""
         return sum(hi - lo for _, lo, hi in self._ranges(query))
 
-    def continuations(self, query: list[int], length: int, max_matches: int) -> np.ndarray:
-        """The ``length`` tokens after up to ``max_matches`` occurrences of ``query``.
+    def longest_suffix(self, context: list[int], longest: int, shortest: int) -> int:
+        """Length of the longest suffix of ``context`` in ``[shortest, longest]`` that occurs,
+        or 0. Occurrence is monotone in the length (a longer suffix occurring implies every
+        shorter one does), so this binary search finds what REST's scan from long to short
+        finds, in a handful of lookups instead of up to 15."""
+        longest = min(longest, len(context))
+        if longest < shortest or self.count(context[-shortest:]) == 0:
+            return 0
+        lo, hi = shortest, longest  # lo occurs; find the largest length that does
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.count(context[-mid:]):
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
 
-        Rows are padded with -1 where a chunk ends. When there are more occurrences than
-        ``max_matches``, they are taken evenly across the suffix-array range rather than
-        from its start (REST's reader), whose lexicographic order would skew the counts
-        towards continuations that sort first.
+    def continuations(
+        self, query: list[int], length: int, max_matches: int, spread: bool = False
+    ) -> np.ndarray:
+        """The ``length`` tokens after up to ``max_matches`` occurrences of ``query`` per chunk.
+
+        Rows are padded with -1 where a chunk ends. REST's reader takes the first
+        ``max_matches`` occurrences of each chunk in suffix-array order, i.e. the
+        continuations that sort first by token id; with ``spread`` they are taken evenly
+        across the range instead (and across chunks, ``max_matches`` in all), so the counts
+        of a frequent query are not skewed towards small token ids.
         """
         ranges = self._ranges(query)
         total = sum(hi - lo for _, lo, hi in ranges)
@@ -145,15 +166,34 @@ class SuffixIndex:
             return np.empty((0, max(length, 0)), dtype=np.int64)
         rows = []
         for chunk, lo, hi in ranges:
-            take = max(1, round(max_matches * (hi - lo) / total)) if total > max_matches else hi - lo
-            picks = np.unique(np.linspace(lo, hi - 1, num=min(take, hi - lo)).round().astype(np.int64))
+            if spread:
+                take = max(1, round(max_matches * (hi - lo) / total)) if total > max_matches else hi - lo
+                picks = np.unique(np.linspace(lo, hi - 1, num=min(take, hi - lo)).round().astype(np.int64))
+            else:
+                picks = np.arange(lo, min(hi, lo + max_matches))
             starts = chunk.suffixes[picks].astype(np.int64) + len(query)
             positions = starts[:, None] + np.arange(length)[None, :]
             inside = positions < len(chunk.tokens)
             block = np.full(positions.shape, -1, dtype=np.int64)
             block[inside] = chunk.tokens[positions[inside]]
             rows.append(block)
-        return np.concatenate(rows)[:max_matches]
+        found = np.concatenate(rows)
+        return found[:max_matches] if spread else found
+
+    def search(
+        self,
+        query: list[int],
+        choices: int,
+        length: int,
+        max_matches: int,
+        spread: bool = False,
+        cut: bool = True,
+    ) -> list[tuple[list[int], int]]:
+        """REST's DraftRetriever search: the draft-tree nodes of ``query``'s continuations with
+        their counts, most frequent and parents first; without ``cut``, simply the
+        ``choices`` most frequent nodes (see ``spec_bench.datastore.search``)."""
+        rows = self.continuations(query, length, max_matches, spread)
+        return draftretriever_search(rows, choices) if cut else most_frequent_nodes(rows, choices)
 
     def _ranges(self, query: list[int]) -> list[tuple[_Chunk, int, int]]:
         if not query:

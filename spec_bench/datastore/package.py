@@ -80,6 +80,26 @@ class PackageIndex:
         """Forget what earlier queries added to the table."""
         self._reader = self._load()
 
+    def longest_suffix(self, context: list[int], longest: int, shortest: int) -> int:
+        """The package answers from the query's last token pair whatever its length: the
+        longest allowed query, when it has the two tokens the package needs."""
+        longest = min(longest, len(context))
+        return longest if longest >= max(shortest, MIN_QUERY) else 0
+
+    def search(
+        self,
+        query: list[int],
+        choices: int,
+        length: int,
+        max_matches: int = 0,
+        spread: bool = False,
+        cut: bool = True,
+    ) -> list[tuple[list[int], int]]:
+        """The package's drafts for ``query`` as draft paths (its search reports no counts:
+        0), at most ``choices`` of them. ``max_matches``, ``spread`` and ``cut`` are REST
+        reader settings the package has no counterpart for."""
+        return [(draft, 0) for draft in self.drafts(query, choices, length)]
+
     def drafts(self, query: list[int], limit: int, length: int) -> list[list[int]]:
         """Up to ``limit`` distinct drafts of at most ``length`` tokens following ``query``,
         none a prefix of another, longest first (they draft more), then by token ids."""

@@ -24,7 +24,7 @@ from spec_bench.datastore.index import SuffixIndex, write_index
 from spec_bench.datastore.package import PackageIndex, write_package_index
 from spec_bench.errors import HarnessError
 
-FORMAT = 2  # bump when what is indexed or its layout changes
+FORMAT = 3  # bump when what is indexed or its layout changes
 ENCODE_BATCH = 256
 
 # backend -> (index file name, writer, reader). ``suffix_array`` is REST's retriever and the
@@ -103,7 +103,7 @@ def open_datastore(
     """The index for ``settings``: an explicit file, else the cached one, built if missing."""
     if settings.path:
         return _open(Path(settings.path), settings.backend)
-    corpus = resolve_corpus(settings.corpus, data_dir)
+    corpus = resolve_corpus(settings.corpus, data_dir, setting="datastore.corpus")
     exclude = excluded_texts(excluded)
     excluded_digest = digest_texts(exclude)
     folder = index_folder(cache_dir, corpus, tokenizer, settings.limit, excluded_digest, settings.backend)
@@ -113,7 +113,7 @@ def open_datastore(
             raise HarnessError(
                 f"no datastore index for corpus '{settings.corpus}' at {folder}; build it with "
                 f"`python -m spec_bench.datastore --corpus {settings.corpus} --backend {settings.backend}` "
-                f"(or set drafter.datastore.build_if_missing=true)"
+                f"(or set datastore.build_if_missing=true)"
             )
         build_datastore(corpus, tokenizer, folder, settings.limit, exclude, settings.backend)
     return _open(index_file, settings.backend)
@@ -178,7 +178,9 @@ def _encode(texts: list[str], tokenizer, counts: dict):
     if not texts:
         return
     counts["turns"] += len(texts)
-    yield from tokenizer(texts, add_special_tokens=False)["input_ids"]
+    # As REST's builder (tokenizer.encode(turn)): with the tokenizer's special tokens, so a
+    # Llama tokenizer starts every turn with BOS, the only separator between entries.
+    yield from tokenizer(texts)["input_ids"]
 
 
 def _open(index_file: Path, backend: str = "suffix_array") -> SuffixIndex | PackageIndex:
@@ -193,18 +195,14 @@ def digest_texts(texts: frozenset[str]) -> str:
     return hashlib.sha256("\n".join(sorted(texts)).encode()).hexdigest()[:16] if texts else ""
 
 
-def benchmark_turns(cfg) -> list[str]:
-    """Every turn of the run's Spec-Bench questions: text no database may be built from."""
-    from spec_bench.data import load_questions
-
-    questions_file = Path(cfg.questions)
-    if not questions_file.is_file():
-        return []
-    return [turn for question in load_questions(questions_file) for turn in question.turns]
-
-
-def datastore_for(cfg, tokenizer) -> SuffixIndex | PackageIndex:
-    """The run's datastore (``cfg.drafter.datastore``), with Spec-Bench's questions excluded
-    from the corpus."""
-    settings = DatastoreSettings.from_config(cfg.drafter.get("datastore"))
-    return open_datastore(settings, tokenizer, cfg.cache_dir, cfg.data_dir, benchmark_turns(cfg))
+def open_run_datastore(resources) -> SuffixIndex | PackageIndex:
+    """The run's datastore (its ``datastore`` settings, ``spec_bench.drafting.Resources``),
+    with the benchmark's questions excluded from the corpus."""
+    settings = DatastoreSettings.from_config(resources.datastore)
+    return open_datastore(
+        settings,
+        resources.target.tokenizer,
+        resources.cache_dir,
+        resources.data_dir,
+        resources.excluded_texts,
+    )

@@ -10,6 +10,10 @@ from typing import Protocol
 
 
 class BudgetPolicy(Protocol):
+    def reset(self) -> None:
+        """A new request: back to the policy's initial state (its priors, not what earlier
+        requests taught it), so no request's budgets depend on the ones before it."""
+
     def choose(self) -> int:
         """Tokens (drafts and branch nodes) the next step may verify besides the root."""
 
@@ -22,6 +26,9 @@ class FixedBudget:
         if budget < 0:
             raise ValueError(f"budget must be >= 0, got {budget}")
         self.budget = budget
+
+    def reset(self) -> None:
+        pass
 
     def choose(self) -> int:
         return self.budget

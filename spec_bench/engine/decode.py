@@ -62,6 +62,23 @@ class _Clock:
         self.last = now
 
 
+@dataclass
+class _Request:
+    """One ``generate`` call's state, read and written by every step."""
+
+    context: list[int]  # prompt plus output so far; its last token is the next root
+    cache: TreeCache
+    generator: torch.Generator
+    clock: _Clock
+    result: Generation
+    limit: int  # new tokens this request may produce
+    topk: int  # >0: the drafter wants the target's top-k at every verified node
+
+    @property
+    def tokens_left(self) -> int:
+        return self.limit - len(self.result.tokens)
+
+
 class Engine:
     """Decodes with one target model at one temperature."""
 
@@ -86,23 +103,29 @@ class Engine:
                 f"{target.name} ({target.context_window} tokens)"
             )
         limit = min(max_new_tokens, room)
-        generator = torch.Generator().manual_seed(seed)
         result = Generation(tokens=[], stop_reason="max_new_tokens")
         start = time.perf_counter()
-        clock = _Clock(result.phase_times, target.device)
-
+        request = _Request(
+            context=list(prompt_ids),
+            # Room for the prompt, the answer and one more tree, reserved once.
+            cache=TreeCache(capacity=len(prompt_ids) + limit + MAX_TREE_ROOM),
+            generator=torch.Generator().manual_seed(seed),
+            clock=_Clock(result.phase_times, target.device),
+            result=result,
+            limit=limit,
+            topk=int(getattr(drafter, "topk", 0) or 0),
+        )
+        # Every request starts from the same policy state, so no answer depends on the
+        # questions decoded before it.
+        self.budget.reset()
         drafter.reset(list(prompt_ids))
-        clock.charge("draft")
-        # Room for the prompt, the answer and one more tree, reserved once.
-        cache = TreeCache(capacity=len(prompt_ids) + limit + MAX_TREE_ROOM)
-        step = self._prefill(prompt_ids, cache, generator, clock, result)
-
-        context = list(prompt_ids)
+        request.clock.charge("draft")
+        step = self._prefill(request)
         while True:
             drafter.observe(step)
-            clock.charge("draft")
+            request.clock.charge("draft")
             result.tokens += step.tokens
-            context += step.tokens
+            request.context += step.tokens
             result.accept_lengths.append(len(step.tokens))
             for source in step.sources:
                 result.accepted_by_source[source] = result.accepted_by_source.get(source, 0) + 1
@@ -113,29 +136,22 @@ class Engine:
                 if limit < max_new_tokens:
                     result.stop_reason = "context"
                 break
-            step = self._step(context, drafter, cache, generator, limit - len(result.tokens), clock, result)
+            step = self._step(request, drafter)
         result.wall_time_s = time.perf_counter() - start
         return result
 
-    def _prefill(
-        self,
-        prompt_ids: list[int],
-        cache: TreeCache,
-        generator: torch.Generator,
-        clock: _Clock,
-        result: Generation,
-    ) -> StepResult:
+    def _prefill(self, request: _Request) -> StepResult:
         """The whole prompt in one forward, whose last logits give the first token, as in
         transformers' ``generate``: the first step, verifying nothing (budget 0)."""
-        prompt = torch.tensor([prompt_ids], device=self.target.device)
+        prompt = torch.tensor([request.context], device=self.target.device)
         # One row of logits, not a vocab-sized row per prompt token.
-        logits = self.model(input_ids=prompt, cache=cache, use_cache=True, logits_to_keep=1).logits[0]
-        clock.charge("forward")
+        logits = self.model(input_ids=prompt, cache=request.cache, use_cache=True, logits_to_keep=1).logits[0]
+        request.clock.charge("forward")
         nothing = Proposal()
-        acceptance = self._accept(logits, nothing, generator)
-        result.budgets.append(0)
-        result.proposed.append(0)
-        clock.charge("accept")
+        acceptance = self._accept(logits, nothing, request.generator)
+        request.result.budgets.append(0)
+        request.result.proposed.append(0)
+        request.clock.charge("accept")
         return StepResult([acceptance.bonus_token], ["bonus"], nothing)
 
     def _accept(self, logits: torch.Tensor, proposal: Proposal, generator: torch.Generator) -> Acceptance:
@@ -143,22 +159,14 @@ class Engine:
             return accept_sampling(logits, proposal, self.temperature, generator)
         return accept_greedy(logits, proposal)
 
-    def _step(
-        self,
-        context: list[int],
-        drafter: Drafter,
-        cache: TreeCache,
-        generator: torch.Generator,
-        tokens_left: int,
-        clock: _Clock,
-        result: Generation,
-    ) -> StepResult:
-        target = self.target
+    def _step(self, request: _Request, drafter: Drafter) -> StepResult:
+        """Draft, verify the tree in one forward, accept, keep the accepted path's cache."""
+        context, clock, result = request.context, request.clock, request.result
         past_length = len(context) - 1  # the root (last token) is not cached yet
         budget = self.budget.choose()
         # Tree positions must stay inside the context window, and drafts past the token
         # limit could never be emitted (so verifying them would be wasted work).
-        budget = max(0, min(budget, target.context_window - len(context), tokens_left - 1))
+        budget = max(0, min(budget, self.target.context_window - len(context), request.tokens_left - 1))
         result.budgets.append(budget)
         proposal = drafter.propose(context, budget)
         clock.charge("draft")
@@ -173,24 +181,28 @@ class Engine:
             input_ids=inputs.input_ids,
             position_ids=inputs.position_ids,
             attention_mask=inputs.attention_mask,
-            cache=cache,
+            cache=request.cache,
             use_cache=True,
         ).logits[0]
         clock.charge("forward")
 
-        acceptance = self._accept(logits, proposal, generator)
-        tokens = [proposal.tokens[node] for node in acceptance.accepted_nodes] + [acceptance.bonus_token]
-        sources = [proposal.sources[node] for node in acceptance.accepted_nodes] + ["bonus"]
-        tokens, sources = _stop_early(tokens, sources, tokens_left, target.eos_token_ids)
+        acceptance = self._accept(logits, proposal, request.generator)
+        accepted = acceptance.accepted_nodes
+        tokens = [proposal.tokens[node] for node in accepted] + [acceptance.bonus_token]
+        sources = [proposal.sources[node] for node in accepted] + ["bonus"]
+        tokens, sources = _stop_early(tokens, sources, request.tokens_left, self.target.eos_token_ids)
+        topk = None
+        if request.topk:  # root and drafts, not the window's branch nodes
+            topk = logits[: 1 + proposal.n_drafts].topk(request.topk, dim=-1).indices.tolist()
         clock.charge("accept")
 
         # Keep the root and the accepted drafts; the bonus token is next step's root.
-        kept = [past_length] + [past_length + 1 + node for node in acceptance.accepted_nodes]
-        cache.keep(past_length, kept)
-        self.budget.record(budget, len(proposal), len(acceptance.accepted_nodes))
+        kept = [past_length] + [past_length + 1 + node for node in accepted]
+        request.cache.keep(past_length, kept)
+        self.budget.record(budget, len(proposal), len(accepted))
         result.proposed.append(len(proposal))
         clock.charge("bookkeeping")
-        return StepResult(tokens, sources, proposal, acceptance.branch_predictions)
+        return StepResult(tokens, sources, proposal, acceptance.branch_predictions, topk)
 
 
 def _stop_early(

@@ -23,6 +23,10 @@ class Proposal:
     invisible to the drafts and vice versa. Each branch node sees its ancestors, sits at
     position ``root + depth`` and is not verified: the engine only returns the model's
     greedy prediction after it in ``StepResult.branch_predictions``.
+
+    ``max_accepted`` caps the draft tokens the engine may accept along any path (``None``:
+    no cap). Nodes below the cap are still verified, and paid for: that is how lade's
+    verification loop works (it never counts a guess's last token as matched).
     """
 
     tokens: list[int] = field(default_factory=list)
@@ -30,6 +34,7 @@ class Proposal:
     sources: list[str] = field(default_factory=list)
     branch_tokens: list[int] = field(default_factory=list)
     branch_parents: list[int] = field(default_factory=list)
+    max_accepted: int | None = None
     _child: dict[tuple[int, int], int] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
@@ -83,12 +88,17 @@ class StepResult:
     ``tokens`` are the tokens appended to the output this step: the accepted draft tokens
     followed by the bonus token (cut short at EOS or the token limit). ``sources`` labels
     each of them (``"bonus"`` for the token the model produced itself).
+
+    ``topk`` holds, for the root and then every draft node in proposal order, the ids of
+    the target's ``k`` most likely next tokens there, best first, when the drafter asked
+    for them (its ``topk`` attribute; ``None`` otherwise, and at the prefill step).
     """
 
     tokens: list[int]
     sources: list[str]
     proposal: Proposal
     branch_predictions: list[int] = field(default_factory=list)
+    topk: list[list[int]] | None = None
 
     @property
     def n_accepted_drafts(self) -> int:
@@ -96,9 +106,14 @@ class StepResult:
 
 
 class Drafter(Protocol):
-    """Proposes token trees; learns from what the engine accepted."""
+    """Proposes token trees; learns from what the engine accepted.
+
+    ``paper_budget`` is what its authors verify per step besides the root
+    (``engine.budget=paper``); ``topk`` (optional, default 0) asks the engine for the
+    target's top-k next tokens at every verified node."""
 
     name: str
+    paper_budget: int
 
     def reset(self, prompt_ids: list[int]) -> None:
         """Start a new request whose prompt is ``prompt_ids``."""
@@ -114,7 +129,10 @@ class Drafter(Protocol):
 class NoDrafter:
     """Autoregressive decoding: the same engine with an empty proposal."""
 
-    name = "ar"
+    paper_budget = 0
+
+    def __init__(self, name: str = "ar") -> None:
+        self.name = name
 
     def reset(self, prompt_ids: list[int]) -> None:
         pass

@@ -118,7 +118,8 @@ def accept_greedy(logits: torch.Tensor, proposal: Proposal) -> Acceptance:
     """``logits``: (n, vocab) for root, drafts, branch nodes in that order."""
     predictions = logits.argmax(dim=-1).tolist()  # the one host sync of the step
     accepted, node, parent = [], 0, ROOT
-    while True:
+    cap = proposal.max_accepted
+    while cap is None or len(accepted) < cap:
         token = predictions[node]
         child = proposal.child(parent, token)
         if child is None:
@@ -133,12 +134,15 @@ def accept_sampling(
 ) -> Acceptance:
     children = _children_by_parent(proposal)
     accepted, node, parent = [], 0, ROOT
+    cap = proposal.max_accepted
     while True:
         # On the host: acceptance is a chain of tiny scalar decisions, and the generator
         # (seeded per question) must not depend on the device.
         probs = torch.softmax(logits[node].float().cpu() / temperature, dim=-1)
         chosen = None
-        for token, child in children.get(parent, ()):
+        # Past the cap nothing is drafted: the bonus is a plain sample there (still exact).
+        candidates = children.get(parent, ()) if cap is None or len(accepted) < cap else ()
+        for token, child in candidates:
             p_token = float(probs[token])
             if p_token > 0 and float(torch.rand((), generator=generator)) < p_token:
                 chosen = child

@@ -7,6 +7,7 @@ from itertools import cycle
 
 from spec_bench.data import CATEGORIES
 from spec_bench.metrics import BASELINE
+from spec_bench.run_names import NO_BUDGET, split_run_label
 
 CATEGORY_LABELS = {
     "mt_bench": "MT",
@@ -17,15 +18,31 @@ CATEGORY_LABELS = {
     "rag": "RAG",
     "overall": "Overall",
 }
-DRAFTER_LABELS = {"ar": "AR", "pld": "PLD", "rest": "REST", "lookahead": "Lookahead", "hd": "HD"}
+# Each published method, then our variant of it.
+DRAFTER_LABELS = {
+    "ar": "AR",
+    "pld": "PLD",
+    "pld_tree": "PLD tree",
+    "rest": "REST",
+    "rest_spread": "REST spread",
+    "lookahead": "Lookahead",
+    "lookahead_fixed": "Lookahead fixed",
+    "hd": "HD",
+    "hd_fixed": "HD fixed",
+}
 # Fixed per drafter so a method keeps its colour from one figure to the next.
 DRAFTER_COLORS = {
     "ar": "#7f7f7f",
     "pld": "#1f77b4",
+    "pld_tree": "#6baed6",
     "rest": "#ff7f0e",
+    "rest_spread": "#fdae6b",
     "lookahead": "#2ca02c",
+    "lookahead_fixed": "#74c476",
     "hd": "#d62728",
+    "hd_fixed": "#fc9272",
 }
+BUDGET_BLOCKS = {"paper": "Published budgets (paper)", "auto": "Automatic budget (auto)"}
 SPARE_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 SOURCE_LABELS = {"W": "W (context)", "S": "S (model)", "L": "L (statistics)"}
 
@@ -34,22 +51,57 @@ def category_label(category: str) -> str:
     return CATEGORY_LABELS.get(category, category)
 
 
+def method_label(method: str) -> str:
+    """``hd-WS`` (a database ablation) reads ``HD (WS)``, ``hd+dedup`` (one fix) ``HD +dedup``."""
+    if method.startswith("hd-") and method[3:] and set(method[3:]) <= set("WSL"):
+        return f"HD ({method[3:]})"
+    if method.startswith("hd+") and method[3:]:
+        return f"HD +{method[3:]}"
+    return DRAFTER_LABELS.get(method, method)
+
+
 def drafter_label(drafter: str) -> str:
-    """``hd-WS``, an ablation run of `make ablations`, reads ``HD (WS)``."""
-    if drafter.startswith("hd-") and drafter[3:] and set(drafter[3:]) <= set("WSL"):
-        return f"HD ({drafter[3:]})"
-    return DRAFTER_LABELS.get(drafter, drafter)
+    """A run's label: its method, and its budget unless that is the paper's (``PLD @auto``)."""
+    method, budget = split_run_label(drafter)
+    label = method_label(method)
+    return label if budget in ("paper", NO_BUDGET) else f"{label} @{budget}"
+
+
+def budget_block(budget: str) -> str:
+    return BUDGET_BLOCKS.get(budget, f"Fixed budget ({budget})")
 
 
 def temperature_text(temperature: float) -> str:
     return f"T={float(temperature):g}"
 
 
+def budget_rank(budget: str) -> tuple[int, int]:
+    """AR, then the paper's budgets, the automatic one, fixed numbers in order."""
+    if budget == NO_BUDGET:
+        return (0, 0)
+    if budget in BUDGET_BLOCKS:
+        return (1 + list(BUDGET_BLOCKS).index(budget), 0)
+    return (3, int(budget)) if budget.isdigit() else (4, 0)
+
+
+def _method_rank(method: str) -> tuple[int, str]:
+    """The paper's order with each variant after its original; HD's ablations after HD."""
+    if method in DRAFTER_LABELS:
+        return (2 * list(DRAFTER_LABELS).index(method), "")
+    if method[:3] in ("hd-", "hd+"):
+        return (2 * list(DRAFTER_LABELS).index("hd") + 1, method)
+    return (2 * len(DRAFTER_LABELS), method)
+
+
 def ordered_drafters(drafters: Iterable[str]) -> list[str]:
-    """AR first, then the paper's order, then anything else (ablations) by name."""
-    present = set(drafters)
-    known = [d for d in DRAFTER_LABELS if d in present]
-    return known + sorted(present - set(known))
+    """AR first, then per budget block the paper's order, variants after their originals,
+    then anything else by name."""
+
+    def key(drafter: str):
+        method, budget = split_run_label(drafter)
+        return (budget_rank(budget), _method_rank(method), drafter)
+
+    return sorted(set(drafters), key=key)
 
 
 def ordered_categories(categories: Iterable[str]) -> list[str]:
@@ -60,8 +112,20 @@ def ordered_categories(categories: Iterable[str]) -> list[str]:
 
 
 def drafter_colors(drafters: Iterable[str]) -> dict[str, str]:
+    """A method's colour, a lighter one for its runs at other than the paper's budget."""
     spare = cycle(SPARE_COLORS)
-    return {d: DRAFTER_COLORS.get(d) or next(spare) for d in ordered_drafters(drafters)}
+    colors = {}
+    for drafter in ordered_drafters(drafters):
+        method, budget = split_run_label(drafter)
+        color = DRAFTER_COLORS.get(method) or next(spare)
+        colors[drafter] = color if budget in ("paper", NO_BUDGET) else _lighter(color)
+    return colors
+
+
+def _lighter(color: str, share: float = 0.45) -> str:
+    """``color`` mixed with ``share`` white."""
+    red, green, blue = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return "#" + "".join(f"{round(c + (255 - c) * share):02x}" for c in (red, green, blue))
 
 
 def is_baseline(drafter: str) -> bool:

@@ -1,7 +1,9 @@
 """The paper's tables from the summary and per-question frames, as Markdown and LaTeX.
 
-Speedup and MAT: one block per model x temperature, a row per method, a column per
-category plus overall; the best method per column is bold, AR (the reference) never.
+Speedup and MAT: one table per model x temperature, a row per run, a column per category
+plus overall. AR comes first, once; then one block per budget mode (the methods at their
+published budgets, then at the automatic budget, then any fixed budget), labelled. Within
+each block the best method per column is bold; AR (the reference) never.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import pandas as pd
 from spec_bench.metrics import BASELINE
 from spec_bench.report.labels import (
     SOURCE_LABELS,
+    budget_block,
     category_label,
     drafter_label,
     ordered_categories,
     ordered_drafters,
     temperature_text,
 )
+from spec_bench.run_names import NO_BUDGET, split_run_label
 
 METRICS = {"speedup": "Speedup over AR (×)", "mat": "Mean accepted tokens (MAT)"}
 # As the engine records them (spec_bench.engine.decode.PHASES; importing it would pull
@@ -37,12 +41,16 @@ def metric_grid(block: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def best_cells(grid: pd.DataFrame) -> pd.DataFrame:
-    """True where a method has the column's best value as printed (ties all bold)."""
+    """True where a run has the best value of its column within its budget block, as
+    printed (ties all bold); never for AR."""
     rounded = grid.round(2)
-    best = rounded.drop(index=BASELINE, errors="ignore").max()
-    mask = rounded.eq(best, axis=1)
-    if BASELINE in mask.index:
-        mask.loc[BASELINE] = False
+    mask = pd.DataFrame(False, index=grid.index, columns=grid.columns)
+    budgets = pd.Series([split_run_label(d)[1] for d in grid.index], index=grid.index)
+    for budget in budgets.unique():
+        if budget == NO_BUDGET:
+            continue
+        block = rounded[budgets == budget].drop(index=BASELINE, errors="ignore")
+        mask.loc[block.index] = block.eq(block.max(), axis=1)
     return mask
 
 
@@ -66,6 +74,11 @@ def _cells(grid: pd.DataFrame, bold: str) -> list[list[str]]:
     return rows
 
 
+def _budget_cell(drafter: str) -> str:
+    budget = split_run_label(drafter)[1]
+    return "—" if budget == NO_BUDGET else budget
+
+
 def markdown_table(header: list[str], rows: list[list[str]], numeric_from: int = 1) -> str:
     rule = ["---" if i < numeric_from else "---:" for i in range(len(header))]
     lines = [header, rule, *rows]
@@ -77,20 +90,29 @@ def latex_escape(text: str) -> str:
 
 
 def paper_markdown(summary: pd.DataFrame) -> str:
-    parts = ["## Speedup and mean accepted tokens", "", "Best per column in bold (AR excluded)."]
+    parts = [
+        "## Speedup and mean accepted tokens",
+        "",
+        "AR once, then one block per budget: `paper` is what each method's authors verify per "
+        "step, `auto` the cost-aware budget. Best per column and block in bold (AR excluded).",
+    ]
     for model, temperature, block in blocks(summary):
         parts += ["", f"### {model}, {temperature_text(temperature)}"]
         for metric, title in METRICS.items():
             grid = metric_grid(block, metric)
-            header = ["Method", *map(category_label, grid.columns)]
-            rows = [[drafter_label(d), *cells] for d, cells in zip(grid.index, _cells(grid, "**{}**"))]
-            parts += ["", title, "", markdown_table(header, rows)]
+            header = ["Budget", "Method", *map(category_label, grid.columns)]
+            rows = [
+                [_budget_cell(d), drafter_label(split_run_label(d)[0]), *cells]
+                for d, cells in zip(grid.index, _cells(grid, "**{}**"))
+            ]
+            parts += ["", title, "", markdown_table(header, rows, numeric_from=2)]
     return "\n".join(parts) + "\n"
 
 
 def paper_latex(summary: pd.DataFrame) -> str:
-    """One booktabs table per model x temperature: a speedup panel over a MAT panel."""
-    tables = ["% Needs \\usepackage{booktabs}. Best per column in bold (AR excluded)."]
+    """One booktabs table per model x temperature: a speedup panel over a MAT panel, each
+    with AR, then a labelled block of rows per budget mode."""
+    tables = ["% Needs \\usepackage{booktabs}. Best per column and budget block in bold (AR excluded)."]
     for model, temperature, block in blocks(summary):
         grids = {metric: metric_grid(block, metric) for metric in METRICS}
         columns = grids["speedup"].columns
@@ -110,8 +132,15 @@ def paper_latex(summary: pd.DataFrame) -> str:
             grid = grids[metric].reindex(columns=columns)
             title = latex_escape(title).replace("×", r"$\times$")
             lines += [r"\midrule", rf"\multicolumn{{{width}}}{{l}}{{\textit{{{title}}}}} \\"]
+            current = None
             for drafter, cells in zip(grid.index, _cells(grid, r"\textbf{{{}}}")):
-                lines.append(" & ".join([latex_escape(drafter_label(drafter)), *cells]) + r" \\")
+                method, budget = split_run_label(drafter)
+                if budget != NO_BUDGET and budget != current:
+                    current = budget
+                    lines.append(
+                        rf"\multicolumn{{{width}}}{{l}}{{\quad {latex_escape(budget_block(budget))}}} \\"
+                    )
+                lines.append(" & ".join([latex_escape(drafter_label(method)), *cells]) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
         tables.append("\n".join(lines))
     return "\n\n".join(tables) + "\n"

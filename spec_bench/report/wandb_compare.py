@@ -124,14 +124,14 @@ def build_wandb_report(report: Report, settings: dict) -> str:
             project=project,
             name=f"{model} {temperature_text(temperature)}",
             filters=f"Config('model.name') == '{model}' and Config('temperature') == {temperature:g}",
-            groupby=["config.run_name"],
+            groupby=["config.run_name", "config.engine.budget"],
         )
         panels = [
             wr.BarPlot(
                 title=f"{category_label(category)}: {metric}",
                 metrics=[f"{category}/{metric}"],
                 orientation="v",
-                groupby="config.run_name",
+                groupby="config.run_name",  # one bar per method; the runset splits budgets
             )
             for metric in ("speedup", "mat")
             for category in ordered_categories(part.category)

@@ -1,16 +1,10 @@
-"""Lookahead decoding (Fu, Bailis, Stoica, Zhang; ICML 2024) as a drafter on the shared engine.
+"""The Jacobi window of Lookahead decoding (Fu, Bailis, Stoica, Zhang; ICML 2024), shared by
+Lookahead and Hierarchy Drafting: a 2-D window of guessed future tokens evaluated as branch
+nodes beside the drafts, one Jacobi iteration per step, whose columns yield LEVEL-grams.
 
-Besides its drafts, every step evaluates a 2-D *Jacobi window* of guessed future tokens as
-branch nodes. One step is one Jacobi iteration of every column of the window; a column
-together with the model's new guess below it is a LEVEL-token n-gram, kept in a pool keyed
-by its first token. The drafts of a step are the pool's n-grams starting with the last
-accepted token.
-
-Follows the greedy path of ``hao-ai-lab/LookaheadDecoding`` (``lade``) as Spec-Bench runs
-it: ``ALWAYS_FWD_ONE=1``, a per-key pool of at most GUESS n-grams with least-recently-added
-eviction, and a pool fed by the window only (that version has no prompt or output n-grams;
-the HD drafter adds those on top of these classes). Where lade has no counterpart (a
-budget smaller than the window), the choice is ours and said so.
+Follows the greedy path of ``hao-ai-lab/LookaheadDecoding`` (``lade``) as Spec-Bench runs it
+(``ALWAYS_FWD_ONE=1``). Where lade has no counterpart (a budget smaller than the window), the
+choice is ours and said so.
 """
 
 from __future__ import annotations
@@ -59,23 +53,22 @@ class JacobiWindow:
     in the steady state; in warm-up they still move left and grow, by a token drawn from the
     prompt as at initialisation, so the window stays rectangular.
 
-    ``reset`` draws from ``rng``; re-seed it per request for runs independent of the order
-    of requests.
+    ``reset`` re-seeds the window's own generator with the run's seed, so a request's window
+    (and speed) never depends on the requests before it, e.g. after a resumed run.
     """
 
-    def __init__(self, level: int, window: int, rng: random.Random) -> None:
+    def __init__(self, level: int, window: int) -> None:
         if level < 3:
             raise ValueError(f"lookahead needs level >= 3 (a window row plus the root), got {level}")
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
         self.level = level
         self.window = window
-        self.rng = rng
+        self.rng = random.Random(0)
         self.columns: list[list[int]] = []
         self._prompt: list[int] = []
-        # The proposal the window was last added to, and per column the branch index of
-        # each row (ROOT for the root), to read the predictions back.
-        self._fed: Proposal | None = None
+        # Per column fed to the last proposal, the branch index of each row (ROOT for the
+        # root), to read the predictions back.
         self._nodes: list[list[int]] = []
 
     @property
@@ -86,13 +79,19 @@ class JacobiWindow:
     def warming_up(self) -> bool:
         return self.rows < self.level - 1
 
-    def reset(self, prompt_ids: list[int]) -> None:
+    def reset(self, prompt_ids: list[int], seed: int = 0) -> None:
         if not prompt_ids:
             raise ValueError("the Jacobi window is initialised from the prompt, which is empty")
+        self.rng.seed(seed)
         self._prompt = list(prompt_ids)
         guesses = [self.rng.choice(self._prompt) for _ in range(self.window + self.level - 3)]
         self.columns = [[self._prompt[-1]]] + [[token] for token in guesses]
-        self._fed, self._nodes = None, []
+        self._nodes = []
+
+    @property
+    def full_size(self) -> int:
+        """Branch nodes of the whole window once warmed up: WINDOW x (LEVEL-1), minus the root."""
+        return self.window * (self.level - 1) - 1
 
     def size(self, columns: int | None = None) -> int:
         """Branch nodes taken by the first ``columns`` columns (all by default)."""
@@ -121,21 +120,23 @@ class JacobiWindow:
                 column_nodes.append(proposal.add_branch(token, parent))
                 added.append(column_nodes[-1])
             nodes.append(column_nodes)
-        self._fed, self._nodes = proposal, nodes
+        self._nodes = nodes
         return added
 
-    def advance(
-        self, proposal: Proposal, branch_predictions: list[int], accepted: list[int]
-    ) -> list[list[int]]:
-        """One Jacobi iteration after a step that accepted ``accepted`` (bonus included);
-        returns the harvested LEVEL-token n-grams (none during warm-up)."""
-        fed = self._nodes if proposal is self._fed else []
-        self._fed, self._nodes = None, []
+    def advance(self, step: StepResult) -> list[list[int]]:
+        """One Jacobi iteration after ``step`` (``step.tokens``: accepted, bonus included);
+        returns the harvested LEVEL-token n-grams (none during warm-up). The window is the
+        only source of branch nodes, so a step whose proposal has none fed no column (the
+        prefill, or a budget too small for one)."""
+        fed = self._nodes if step.proposal.branch_tokens else []
+        self._nodes = []
+        accepted, branch_predictions = step.tokens, step.branch_predictions
         if not accepted:
             return []
-        if fed and len(branch_predictions) != len(proposal.branch_tokens):
+        if fed and len(branch_predictions) != len(step.proposal.branch_tokens):
             raise ValueError(
-                f"{len(branch_predictions)} branch predictions for {len(proposal.branch_tokens)} branch nodes"
+                f"{len(branch_predictions)} branch predictions for "
+                f"{len(step.proposal.branch_tokens)} branch nodes"
             )
         # The guess below each evaluated column; column 0 of a one-row window is the root alone,
         # whose prediction is the step's bonus token (and the column is dropped anyway).
@@ -154,95 +155,3 @@ class JacobiWindow:
                 self.columns[c] = self.columns[c][1:] + [guess]
         self.columns[0] = [accepted[-1], *self.columns[0][1:]]
         return harvested
-
-
-class NGramPool:
-    """lade's ``token_map``: first token -> at most ``guess`` continuations, oldest evicted first.
-
-    Adding a continuation already present moves it to the most recent end (lade's
-    ``remove`` + ``append``), so ``lookup`` returns the freshest n-grams first.
-    """
-
-    def __init__(self, guess: int) -> None:
-        if guess < 0:
-            raise ValueError(f"guess must be >= 0, got {guess}")
-        self.guess = guess
-        self.entries: dict[int, list[tuple[int, ...]]] = {}
-
-    def __len__(self) -> int:
-        return sum(len(continuations) for continuations in self.entries.values())
-
-    def add(self, ngram: list[int]) -> None:
-        if len(ngram) < 2 or self.guess == 0:
-            return
-        continuation = tuple(ngram[1:])
-        continuations = self.entries.setdefault(ngram[0], [])
-        if continuation in continuations:
-            continuations.remove(continuation)
-        elif len(continuations) >= self.guess:
-            del continuations[0]
-        continuations.append(continuation)
-
-    def lookup(self, token: int, limit: int) -> list[list[int]]:
-        """Up to ``limit`` continuations of ``token``, most recently added first."""
-        if limit <= 0:
-            return []
-        continuations = self.entries.get(token, [])
-        return [list(continuation) for continuation in reversed(continuations[-limit:])]
-
-
-class LookaheadDrafter:
-    """Drafts the pool's n-grams for the last token; evaluates the Jacobi window alongside.
-
-    Budget. lade evaluates the whole window and every draft (27 + 28 nodes with the paper's
-    settings); a smaller budget must cut one or the other. The window is all that fills the
-    pool (starve it and later steps have nothing to draft), while drafts pay off at once;
-    lade's WINDOW:GUESS setting is its own trade-off between the two, so a budget too small
-    for both is split in that ratio, the window shrinking by whole columns (a column shorter
-    than LEVEL-1 would give no n-gram). A share one side does not use goes to the other:
-    with no n-gram for the last token the window takes the whole budget, and during warm-up
-    (a smaller window) the drafts may take more. So drafts only win budget from the window
-    when they exist and the budget is below the full step.
-    """
-
-    name = "lookahead"
-
-    def __init__(self, level: int = 5, window: int = 7, guess: int = 7, seed: int = 0) -> None:
-        self.level = level
-        self.guess = guess
-        self.seed = seed
-        self.rng = random.Random(seed)
-        self.window = JacobiWindow(level, window, self.rng)
-        self.pool = NGramPool(guess)
-        full_window = window * (level - 1) - 1
-        self.window_share = full_window / (full_window + guess * (level - 1))
-
-    def reset(self, prompt_ids: list[int]) -> None:
-        # Re-seeded per request, so a question's window (and speed) does not depend on which
-        # questions ran before it, e.g. after a resumed run.
-        self.rng.seed(self.seed)
-        self.pool = NGramPool(self.guess)
-        self.window.reset(prompt_ids)
-
-    def propose(self, context: list[int], budget: int) -> Proposal:
-        proposal = Proposal()
-        window = self.window
-        reserved = window.size(window.columns_fitting(int(budget * self.window_share)))
-        for draft in self.pool.lookup(context[-1], self.guess):
-            proposal.add_path(draft, self.name, budget - reserved)
-        window.add_to(proposal, window.columns_fitting(budget - len(proposal)))
-        return proposal
-
-    def observe(self, step: StepResult) -> None:
-        for ngram in self.window.advance(step.proposal, step.branch_predictions, step.tokens):
-            self.pool.add(ngram)
-
-
-def build(cfg, target) -> LookaheadDrafter:
-    settings = cfg.drafter
-    return LookaheadDrafter(
-        level=int(settings.level),
-        window=int(settings.window),
-        guess=int(settings.guess),
-        seed=int(cfg.get("seed", 0)),
-    )

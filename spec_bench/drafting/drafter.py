@@ -1,0 +1,119 @@
+"""The one drafter: fills each step's budget from an ordered list of draft sources,
+optionally beside a Jacobi window.
+
+Every published method is this class with its own sources (``conf/drafter/<name>.yaml``):
+PLD, REST and Token Recycling have one source and no window, Lookahead has its n-gram pool
+and a window, HD has W, S and L and a window; any other list is a hierarchy of our own.
+
+A step: the window's share of the budget is set aside first (see ``window_room``), then
+each source in ``order`` is asked for drafts while room is left, highest locality first; a
+lower source is only asked when the higher ones left room (and, with ``max_drafts``, fewer
+drafts than that). Each draft node is labelled with its source, so records count the
+accepted tokens per source. ``dedup`` skips a draft already in the trie; without it (the
+official HD code) a repeated draft still uses up one of the ``max_drafts``, although the
+shared verifier merges identical prefixes, so it costs no extra node. Last, the window takes
+whatever room is left, in whole columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from spec_bench.drafting.jacobi import JacobiWindow
+from spec_bench.drafting.source import DraftSource, Resources
+from spec_bench.engine.proposal import Proposal, StepResult
+from spec_bench.errors import HarnessError
+
+
+class SourceDrafter:
+    def __init__(
+        self,
+        *,
+        name: str,
+        paper_budget: int,
+        sources: Mapping[str, DraftSource],
+        order: list[str] | None = None,
+        max_drafts: int | None = None,
+        dedup: bool = True,
+        window: JacobiWindow | None = None,
+        max_accepted: int | None = None,
+    ) -> None:
+        order = list(sources) if order is None else [str(label) for label in order]
+        unknown = [label for label in order if label not in sources]
+        if unknown or len(set(order)) != len(order) or not order:
+            raise HarnessError(
+                f"drafter.order must list distinct sources of {', '.join(sources)}; got {order}"
+            )
+        if paper_budget < 0:
+            raise HarnessError(f"drafter.paper_budget must be >= 0, got {paper_budget}")
+        self.name = name
+        self.paper_budget = int(paper_budget)
+        self.order = order
+        self.sources = {label: sources[label] for label in order}  # unused sources are dropped
+        self.max_drafts = max_drafts
+        self.dedup = dedup
+        self.window = window
+        self.max_accepted = max_accepted
+        self.seed = 0
+        self.topk = max((getattr(source, "topk", 0) for source in self.sources.values()), default=0)
+
+    def attach(self, resources: Resources) -> SourceDrafter:
+        self.seed = resources.seed
+        for source in self.sources.values():
+            source.attach(resources)
+        return self
+
+    def reset(self, prompt_ids: list[int]) -> None:
+        if self.window is not None:
+            self.window.reset(prompt_ids, self.seed)
+        for source in self.sources.values():
+            source.reset(prompt_ids)
+
+    @property
+    def min_budget(self) -> int:
+        """The smallest budget this drafter works at: with a Jacobi window, room for two full
+        columns (column 0 alone only harvests n-grams of the root) and one draft beside them;
+        below it the pool never fills. Without a window, one node."""
+        if self.window is None:
+            return 1
+        rows = self.window.level - 1
+        share = min(self.window.full_size / self.paper_budget, 1.0) if self.paper_budget else 1.0
+        for budget in range(1, max(self.paper_budget, 1) + 1):
+            columns = min(self.window.window, (int(budget * share) + 1) // rows)
+            if columns >= min(2, self.window.window) and budget - (columns * rows - 1) >= rows:
+                return budget
+        return max(self.paper_budget, 1)
+
+    def window_room(self, budget: int) -> int:
+        """Nodes set aside for the Jacobi window. At the published budget and above, the
+        whole window; below it (a choice of ours: the authors always verify everything), the
+        window's published share of the budget, in whole columns. The window is all that
+        fills the pool of drafts, so starving it starves later steps; drafts pay at once."""
+        if self.window is None:
+            return 0
+        share = self.window.full_size / self.paper_budget if self.paper_budget else 1.0
+        return self.window.size(self.window.columns_fitting(int(budget * min(share, 1.0))))
+
+    def propose(self, context: list[int], budget: int) -> Proposal:
+        proposal = Proposal(max_accepted=self.max_accepted)
+        room = budget - self.window_room(budget)
+        drafts = 0
+        for label in self.order:
+            if len(proposal) >= room or (self.max_drafts is not None and drafts >= self.max_drafts):
+                break
+            for path in self.sources[label].lookup(context, room - len(proposal)):
+                if self.max_drafts is not None and drafts >= self.max_drafts:
+                    break
+                if not path or (self.dedup and proposal.contains(path)):
+                    continue
+                if proposal.add_path(path, label, room) == 0 and not proposal.contains(path):
+                    break  # the drafts' share is full
+                drafts += 1
+        if self.window is not None:
+            self.window.add_to(proposal, self.window.columns_fitting(budget - len(proposal)))
+        return proposal
+
+    def observe(self, step: StepResult) -> None:
+        harvested = self.window.advance(step) if self.window is not None else []
+        for source in self.sources.values():
+            source.observe(step, harvested)

@@ -1,0 +1,196 @@
+"""The automatic verification budget (``engine.budget=auto``): per step, the number of tree
+nodes expected to give the most tokens per second, from the measured cost curve and the
+drafter's own acceptance in this request.
+
+Model. A step that verifies ``b`` nodes gains ``1 + a`` tokens (``a`` accepted drafts) and
+costs about ``latency(1 + proposed)``, where ``proposed <= b`` is what the drafter filled (a
+drafter with nothing to draft proposes nothing, and then a large budget costs nothing). Over
+many steps, tokens per second under ``b`` is ``E[1 + a | b] / E[cost | b]`` (renewal-reward:
+a ratio of expectations), so each candidate budget keeps running means of tokens gained and
+of cost per step (forgetting with a horizon of ``memory`` steps: acceptance drifts with the
+content), starting from a prior: ``a(b) = 1 - 2^-b``, a chain whose drafts are each accepted
+with probability 1/2, saturating at one accepted draft a step (Spec-Bench's published MAT for
+PLD, REST and Lookahead is 1.6 to 1.8). ``b = 0`` is an AR step, known exactly.
+
+Measuring methods, not the policy (what the first version got wrong):
+- Candidates are the powers of two up to ``max_budget`` and the drafter's published budget,
+  from the smallest that lets the drafter work (``drafter.min_budget``: a Jacobi window needs
+  room for two columns and a draft; below that it never fills its pool).
+- Delayed payoff: a choice is held for ``block`` steps, so what a window harvests in one step
+  and drafts in the next is credited to the budget that paid for it.
+- Exploration is not local: every ``explore_every`` steps one other candidate is tried for a
+  block, however far it is from the current choice (the one tried longest ago), so a drafter
+  judged at a bad moment is judged again. Each try that leaves the choice as it was doubles
+  the gap to the next (up to 8 times), so a settled policy spends a few percent of its steps
+  exploring. Only candidates whose estimate is at least ``explore_floor`` (half) of the best's
+  are tried: a budget that costs several AR steps a step is not tried where it cannot pay.
+  An untried budget is valued at its prior or at the most tokens a step any smaller budget
+  showed, whichever is more: a larger tree holds the smaller one, so it gains as much.
+- A drafting budget is preferred to AR steps unless AR beats it by more than
+  ``draft_margin`` (10%): on a shared CPU, run-to-run noise (about 5%) and the cost curve's
+  own error make a smaller verdict unreliable, and a drafter whose drafts are accepted
+  should be measured drafting. It must be accepting drafts (``min_gain`` more tokens a step
+  than AR), or there is nothing to measure.
+- Every request starts from the same state (``reset``: the curve and the priors), so a
+  question's budgets never depend on the questions before it.
+
+Budgets only change what is verified, never what is emitted: greedy outputs are identical for
+every budget. The choice is deterministic (no random exploration), so runs repeat.
+"""
+
+from __future__ import annotations
+
+from spec_bench.engine.cost import LatencyCurve
+
+MAX_GAP_FACTOR = 8  # a settled policy still explores every 8 x explore_every steps
+
+
+def candidate_budgets(max_budget: int, paper_budget: int = 0, min_budget: int = 1) -> list[int]:
+    """0 (an AR step), then powers of two and the published budget within [min, max]."""
+    powers = {1 << k for k in range(max_budget.bit_length()) if 1 << k <= max_budget}
+    if 0 < paper_budget <= max_budget:
+        powers.add(paper_budget)
+    drafting = sorted(b for b in powers if b >= max(min_budget, 1))
+    return [0] + (drafting or [max_budget])
+
+
+class AutoBudget:
+    def __init__(
+        self,
+        curve: LatencyCurve,
+        candidates: list[int],
+        block: int = 4,
+        explore_every: int = 8,
+        memory: int = 32,
+        draft_margin: float = 0.1,
+        min_gain: float = 0.05,
+        explore_floor: float = 0.5,
+    ) -> None:
+        if block < 1 or explore_every < 1 or memory < 1:
+            raise ValueError("need block, explore_every and memory >= 1")
+        if not candidates or candidates[0] != 0 or sorted(set(candidates)) != list(candidates):
+            raise ValueError(f"candidates must start at 0 and increase, got {candidates}")
+        self.curve = curve
+        self.candidates = list(candidates)
+        self.block = block
+        self.explore_every = explore_every
+        self.memory = memory
+        self.draft_margin = draft_margin
+        self.min_gain = min_gain
+        self.explore_floor = explore_floor
+        self.reset()
+
+    def reset(self) -> None:
+        """The initial state: priors for every candidate, nothing observed, nothing held."""
+        self.tokens = {b: 2.0 - 0.5**b for b in self.candidates}
+        self.seconds = {b: self.curve.latency(1 + b) for b in self.candidates}
+        self.observed = dict.fromkeys(self.candidates, 0)
+        self.tried_at = dict.fromkeys(self.candidates, 0)
+        self.steps = 0
+        self.gap = self.explore_every  # steps between exploration blocks
+        self.next_exploration = self.explore_every
+        self.current = self.best()
+        self.exploring = False
+        self.held = 0  # steps left in the current block
+
+    def expected_tokens(self, budget: int) -> float:
+        """Tokens a step: observed, or for an untried budget the prior or the most any smaller
+        observed budget gains, whichever is more."""
+        if self.observed[budget] or budget == 0:
+            return self.tokens[budget]
+        smaller = [self.tokens[b] for b in self.candidates[1:] if b < budget and self.observed[b]]
+        return max([self.tokens[budget], *smaller])
+
+    def rate(self, budget: int) -> float:
+        """Estimated tokens per second when verifying ``budget`` nodes per step."""
+        return self.expected_tokens(budget) / self.seconds[budget]
+
+    def best(self) -> int:
+        """The fastest drafting budget if it beats AR steps; else the fastest one whose drafts
+        are accepted, unless AR steps beat it by more than the margin; else AR steps."""
+        rate_of = {b: self.rate(b) for b in self.candidates}
+        fastest = max(self.candidates[1:], key=lambda b: (rate_of[b], -b))
+        if rate_of[fastest] >= rate_of[0]:
+            return fastest
+        working = [b for b in self.candidates[1:] if self.expected_tokens(b) >= 1.0 + self.min_gain]
+        if working:
+            candidate = max(working, key=lambda b: (rate_of[b], -b))
+            if rate_of[candidate] >= (1 - self.draft_margin) * rate_of[0]:
+                return candidate
+        return 0
+
+    def choose(self) -> int:
+        self.steps += 1
+        if self.held > 0:
+            self.held -= 1
+            return self.current
+        if self.exploring:  # the exploration block just ended
+            if self.best() == self.current:
+                self.gap = self.explore_every  # it changed the choice: keep looking around
+            else:
+                self.gap = min(2 * self.gap, MAX_GAP_FACTOR * self.explore_every)
+            self.next_exploration = self.steps + self.gap
+            self.exploring = False
+        best = self.best()
+        choice = best
+        if self.steps >= self.next_exploration:
+            floor = self.explore_floor * self.rate(best)
+            others = [b for b in self.candidates[1:] if b != best and self.rate(b) >= floor]
+            if others:
+                # The one tried longest ago; among equals the more promising.
+                choice = min(others, key=lambda b: (self.tried_at[b], -self.rate(b)))
+                self.tried_at[choice] = self.steps
+                self.exploring = True
+        self.current, self.held = choice, self.block - 1
+        return choice
+
+    def record(self, budget: int, proposed: int, accepted_drafts: int) -> None:
+        # Budgets cut short (context window, token limit) count for the candidate below.
+        bucket = max(b for b in self.candidates if b <= budget)
+        if bucket == 0:
+            return
+        self.observed[bucket] += 1
+        weight = 1.0 / min(self.observed[bucket], self.memory)  # the first observation replaces the prior
+        self.tokens[bucket] += weight * (1 + accepted_drafts - self.tokens[bucket])
+        self.seconds[bucket] += weight * (self.curve.latency(1 + proposed) - self.seconds[bucket])
+
+    def summary(self) -> dict[int, dict[str, float]]:
+        """Per candidate: observations, mean tokens per step, mean cost, estimated rate."""
+        return {
+            b: {
+                "observed": self.observed[b],
+                "tokens_per_step": self.tokens[b],
+                "seconds_per_step": self.seconds[b],
+                "tokens_per_s": self.rate(b),
+            }
+            for b in self.candidates
+        }
+
+
+def auto_budget(cfg, target, drafter) -> AutoBudget:
+    """``engine.budget=auto``: the cached (or freshly measured) curve, the drafter's candidates
+    and the policy's settings."""
+    from spec_bench.engine.cost import PREFIX_LENGTH, REPEATS, SIZES, load_latency_curve
+
+    engine = cfg.engine
+    curve = load_latency_curve(
+        target,
+        cfg.cache_dir,
+        sizes=[int(size) for size in engine.get("cost_sizes", SIZES)],
+        prefix_length=int(engine.get("cost_prefix_length", PREFIX_LENGTH)),
+        repeats=int(engine.get("cost_repeats", REPEATS)),
+        refresh=bool(engine.get("cost_refresh", False)),
+    )
+    candidates = candidate_budgets(
+        int(engine.max_budget),
+        int(getattr(drafter, "paper_budget", 0)),
+        int(getattr(drafter, "min_budget", 1)),
+    )
+    return AutoBudget(
+        curve,
+        candidates,
+        block=int(engine.block_steps),
+        explore_every=int(engine.explore_every),
+        memory=int(engine.acceptance_memory),
+        draft_margin=float(engine.draft_margin),
+    )
