@@ -38,6 +38,8 @@ def main() -> None:
 
     import hydra
 
+    import spec_bench  # noqa: F401  (registers the config resolvers before Hydra composes)
+
     @hydra.main(config_path="conf", config_name="config", version_base="1.3")
     def run(cfg) -> None:
         from spec_bench.cli import run_one

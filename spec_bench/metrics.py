@@ -13,6 +13,7 @@ the method it ran (``method``) and how it chose its verification budget (``budge
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +36,7 @@ SUMMARY_COLUMNS = [
     "speedup",
     "mat",
     "ar_match_rate",
+    "knobs",
 ]
 BASELINE = "ar"
 
@@ -86,9 +88,16 @@ def load_questions_frame(
                     "phase_times": _summed(record, "phase_times"),
                     "accepted_by_source": _summed(record, "accepted_by_source"),
                     "folder": str(folder),
+                    # A knob sweep's settings (conf/experiment/), as JSON; "{}" for other runs.
+                    "knobs": _knobs_json(cfg),
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _knobs_json(cfg) -> str:
+    knobs = cfg.get("knobs")
+    return json.dumps(OmegaConf.to_container(knobs) if knobs else {}, sort_keys=True)
 
 
 def _summed(record: dict, field: str) -> dict:
@@ -111,7 +120,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     for (bench, model, drafter, temperature), run in frame.groupby(
         ["bench", "model", "drafter", "temperature"]
     ):
-        method, budget = run.method.iloc[0], run.budget.iloc[0]
+        method, budget, knobs = run.method.iloc[0], run.budget.iloc[0], run.knobs.iloc[0]
         baseline = frame[
             (frame.bench == bench)
             & (frame.model == model)
@@ -133,6 +142,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
                     "speedup": _speedup(part, baseline),
                     "mat": _mat(part),
                     "ar_match_rate": _match_rate(part),
+                    "knobs": knobs,
                 }
             )
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

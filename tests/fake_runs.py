@@ -67,6 +67,7 @@ def write_run(
     environment: dict = CPU,
     model: str = "tiny",
     budget: str = "paper",
+    knobs: dict | None = None,
 ) -> Path:
     """A run folder under ``root/<drafter>[@<budget>]/t<T>``; ``shards`` maps "i/n" to that
     shard's records (then ``records`` is ignored)."""
@@ -80,6 +81,7 @@ def write_run(
         "temperature": temperature,
         "engine": {"budget": budget},
         "run_name": drafter,
+        **({"knobs": knobs} if knobs else {}),
         "questions": str(questions or root / "absent-questions.jsonl"),
         "wandb": {"mode": "disabled", "project": "hd-spec-bench-tests", "entity": None},
     }

@@ -67,6 +67,38 @@ def test_budget_blocks_show_ar_once_and_bold_within_each_block(tmp_path):
     assert r"\quad Automatic budget (auto)" in latex and r"\quad Published budgets (paper)" in latex
 
 
+def test_hd_fixes_get_their_own_table(tmp_path):
+    root = paper_like_root(tmp_path)
+    assert "official behaviour against each fix" not in write_report(root).markdown
+    for name, speed in (("hd+dedup", 19.0), ("hd_fixed", 20.0)):
+        records = [record(q, speed * (1 + 0.1 * i), [4, 2, 3, 3]) for i, q in enumerate(QUESTIONS)]
+        write_run(root, name, records)
+    markdown = write_report(root).markdown
+    section = markdown[
+        markdown.index("## HD: the official behaviour") : markdown.index("## Where the time goes")
+    ]
+    assert "| HD | 1.80 | 1.80 | 1.80 |" in section and "| HD +dedup | 1.90 |" in section
+    assert "| HD fixed | **2.00** | **2.00** | **2.00** |" in section and "PLD" not in section
+
+
+def test_knob_sweeps_get_a_figure_per_experiment_and_stay_out_of_the_comparison(tmp_path):
+    root = paper_like_root(tmp_path)
+    for n in (1, 2, 3):
+        for k in (5, 10):
+            records = [
+                record(q, 10.0 * (1 + 0.1 * i) * (1 + n / 10), [n, k // 5]) for i, q in enumerate(QUESTIONS)
+            ]
+            write_run(root, f"pld-n{n}-k{k}", records, knobs={"max_ngram": n, "num_pred_tokens": k})
+    report = write_report(root)
+    names = {path.name for path in report.files}
+    assert {"knobs_max_ngram_num_pred_tokens_t0.png", "knobs_max_ngram_num_pred_tokens_t0.pdf"} <= names
+    summary = pd.read_csv(root / "report" / "summary.csv")
+    assert summary[summary.drafter == "pld-n2-k10"].knobs.iloc[0] == '{"max_ngram": 2, "num_pred_tokens": 10}'
+    from spec_bench.report.figures import _methods
+
+    assert _methods(report.summary) == ["pld", "hd"]
+
+
 def test_best_cells_skip_ar_and_bold_ties():
     grid = pd.DataFrame({"qa": [3.0, 1.5, 1.5], "rag": [1.0, 1.2, math.nan]}, index=["ar", "pld", "hd"])
     mask = best_cells(grid)

@@ -30,7 +30,7 @@ class SourceDrafter:
         self,
         *,
         name: str,
-        paper_budget: int,
+        paper_budget: int | None,
         sources: Mapping[str, DraftSource],
         order: list[str] | None = None,
         max_drafts: int | None = None,
@@ -44,6 +44,11 @@ class SourceDrafter:
             raise HarnessError(
                 f"drafter.order must list distinct sources of {', '.join(sources)}; got {order}"
             )
+        if paper_budget is None:
+            # What lade and the official HD code verify: the whole window and every draft.
+            if window is None or max_drafts is None:
+                raise HarnessError("drafter.paper_budget may be null only with a window and max_drafts")
+            paper_budget = window.full_size + max_drafts * (window.level - 1)
         if paper_budget < 0:
             raise HarnessError(f"drafter.paper_budget must be >= 0, got {paper_budget}")
         self.name = name

@@ -80,6 +80,8 @@ def markdown(runs: RunsRoot, split: pd.DataFrame, shares: pd.DataFrame) -> str:
     if runs.warning:
         parts.append(f"> **{runs.warning}**\n")
     parts.append(tables.paper_markdown(runs.summary))
+    if fixes := tables.hd_fixes_markdown(runs.summary):
+        parts.append(fixes)
     parts.append(tables.time_split_markdown(split))
     if not shares.empty:
         parts.append(tables.source_shares_markdown(shares))

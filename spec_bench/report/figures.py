@@ -6,6 +6,7 @@ goes through Agg with no global figure state and the notebook can display the sa
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,7 +50,9 @@ SPEEDUP_LABEL = "Speedup over AR (×)"
 
 
 def _methods(summary: pd.DataFrame) -> list[str]:
-    return [d for d in ordered_drafters(summary.drafter) if d != BASELINE]
+    """The runs the comparison figures show: every method but AR and the knob sweeps."""
+    compared = summary[summary.knobs == "{}"] if "knobs" in summary else summary
+    return [d for d in ordered_drafters(compared.drafter) if d != BASELINE]
 
 
 def _ar_line(ax, label: str | None = "AR") -> None:
@@ -223,6 +226,58 @@ def source_shares_figure(shares: pd.DataFrame) -> Figure | None:
     return fig
 
 
+def knob_figures(summary: pd.DataFrame) -> dict[str, Figure]:
+    """Per knob sweep (runs of one conf/experiment/, the same knobs) and temperature: overall
+    speedup (top) and MAT (bottom) against each knob, a line per setting of the others."""
+    swept = (
+        summary[(summary.knobs != "{}") & (summary.category == "overall")]
+        if "knobs" in summary
+        else summary[:0]
+    )
+    figures = {}
+    rows = swept.assign(_knobs=swept.knobs.map(json.loads))
+    keysets = {tuple(sorted(knobs)) for knobs in rows._knobs}
+    for keys in sorted(keysets):
+        part = rows[rows._knobs.map(lambda knobs, keys=keys: tuple(sorted(knobs)) == keys)]
+        for temperature in sorted(part.temperature.unique()):
+            at_t = part[part.temperature == temperature]
+            fig = Figure(figsize=(PAGE_WIDTH, 3.2), layout="constrained")
+            axes = fig.subplots(2, len(keys), squeeze=False)
+            for column, knob in enumerate(keys):
+                others = [k for k in keys if k != knob]
+                groups = at_t.groupby(
+                    at_t._knobs.map(lambda knobs, others=others: str([knobs[k] for k in others]))
+                )
+                for label, group in groups:
+                    group = group.assign(_x=group._knobs.map(lambda knobs, knob=knob: knobs[knob]))
+                    group = group.sort_values("_x", key=lambda values: values.map(_sortable))
+                    for row, metric in enumerate(("speedup", "mat")):
+                        ax = axes[row, column]
+                        x = [str(value) for value in group._x]
+                        ax.plot(
+                            x,
+                            group[metric],
+                            marker="o",
+                            linewidth=0.8,
+                            label=f"{', '.join(others)} = {label}",
+                        )
+                axes[0, column].set_title(knob, loc="left")
+                axes[1, column].set_xlabel(knob)
+            axes[0, 0].set_ylabel(SPEEDUP_LABEL)
+            axes[1, 0].set_ylabel("MAT")
+            for ax in axes[0]:
+                _ar_line(ax, None)
+            name = "knobs_" + "_".join(keys).lower() + f"_t{temperature:g}"
+            fig.suptitle(f"{temperature_text(temperature)}: overall, by knob", x=0.01, ha="left")
+            figures[name] = fig
+    return figures
+
+
+def _sortable(value):
+    """Knob values in order: numbers by size, the rest (None, names) after, by text."""
+    return (0, float(value), "") if isinstance(value, int | float) else (1, 0.0, str(value))
+
+
 FIGURES: dict[str, tuple[Callable[..., Figure | None], str, str]] = {
     # name: (builder, input, why it can be missing)
     "speedup_by_category": (speedup_by_category, "summary", "no method besides AR"),
@@ -252,6 +307,8 @@ def build_figures(summary: pd.DataFrame, shares: pd.DataFrame) -> tuple[dict[str
                     notes.append(f"{name}{suffix}: skipped, {missing}")
                 else:
                     figures[name + suffix] = figure
+            for name, figure in knob_figures(inputs["summary"]).items():
+                figures[name + suffix] = figure
     return figures, notes
 
 

@@ -146,6 +146,37 @@ def paper_latex(summary: pd.DataFrame) -> str:
     return "\n\n".join(tables) + "\n"
 
 
+def hd_fixes_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """HD as the official code drafts (``hd``), with each fix alone (``hd+<fix>``) and with
+    all of them (``hd_fixed``), at the published budget; empty unless a fix ran beside hd."""
+    fixes = summary.method.str.startswith("hd+") | (summary.method == "hd_fixed")
+    chosen = summary[(summary.budget == "paper") & (fixes | (summary.method == "hd"))]
+    if not (chosen.method != "hd").any() or not (chosen.method == "hd").any():
+        return summary.iloc[0:0]
+    return chosen
+
+
+def hd_fixes_markdown(summary: pd.DataFrame) -> str:
+    """The measured worth of each fix of the official HD behaviour (``make ablations``)."""
+    chosen = hd_fixes_summary(summary)
+    if chosen.empty:
+        return ""
+    parts = [
+        "## HD: the official behaviour against each fix and all fixes",
+        "",
+        "`HD` drafts as the official code does; `HD +<fix>` changes one thing (conf/ablation/); "
+        "`HD fixed` has every fix. Published budget; best per column in bold.",
+    ]
+    for model, temperature, block in blocks(chosen):
+        parts += ["", f"### {model}, {temperature_text(temperature)}"]
+        for metric, title in METRICS.items():
+            grid = metric_grid(block, metric)
+            header = ["Method", *map(category_label, grid.columns)]
+            rows = [[drafter_label(d), *cells] for d, cells in zip(grid.index, _cells(grid, "**{}**"))]
+            parts += ["", title, "", markdown_table(header, rows)]
+    return "\n".join(parts) + "\n"
+
+
 def time_split(frame: pd.DataFrame) -> pd.DataFrame:
     """Where each run's wall time went, as fractions, and its milliseconds per token."""
     rows = []
