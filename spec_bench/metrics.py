@@ -1,10 +1,17 @@
 """From answers files to Spec-Bench's numbers, computed as its ``evaluation/speed.py`` does.
 
-- a question's speed = its new tokens over all turns / its wall time over all turns;
+- a question's speed = its new tokens over all turns / its wall time over all turns (the
+  mean over its repeats, ``bench.repeats``);
 - a category's tokens/s = the mean of its questions' speeds;
-- speedup = method tokens/s / ``ar`` tokens/s on the same questions (same model, bench
-  profile and temperature);
-- MAT = the mean of all accepted lengths (bonus token included; 1.0 for AR).
+- speedup = method tokens/s / AR tokens/s on the same questions: AR's from the same
+  records when the run was timed ``paired`` (AR decoded beside each question), else from
+  the ``ar`` run of the same model, bench profile and temperature (``separate``, Spec-Bench's
+  way);
+- MAT = the mean of all accepted lengths (bonus token included; 1.0 for AR);
+- each with a 95% interval from a paired bootstrap over questions (``spec_bench.uncertainty``);
+- greedy runs: the share of questions equal to AR's tokens (``ar_match_rate``), and of those
+  that differ, near-ties (``near_tie_rate``) and defects (``defect_rate``,
+  ``spec_bench.greedy_check``).
 
 A run is identified by its folder name (``drafter``: ``pld``, ``pld@auto``, ``hd+dedup``),
 the method it ran (``method``) and how it chose its verification budget (``budget``:
@@ -23,6 +30,7 @@ from omegaconf import OmegaConf
 from spec_bench.data import CATEGORIES
 from spec_bench.records import read_records
 from spec_bench.run_names import budget_label, run_label
+from spec_bench.uncertainty import Estimate, ratio_of_means, ratio_of_sums
 
 SUMMARY_COLUMNS = [
     "model",
@@ -34,8 +42,15 @@ SUMMARY_COLUMNS = [
     "n_questions",
     "tokens_per_s",
     "speedup",
+    "speedup_lo",
+    "speedup_hi",
     "mat",
+    "mat_lo",
+    "mat_hi",
     "ar_match_rate",
+    "near_tie_rate",
+    "defect_rate",
+    "timing",
     "knobs",
 ]
 BASELINE = "ar"
@@ -79,12 +94,15 @@ def load_questions_frame(
                     "temperature": float(cfg.temperature),
                     "category": record["category"],
                     "question_id": record["question_id"],
+                    "repeat": record.get("repeat", 0),
                     "new_tokens": record["new_tokens"],
                     "wall_time_s": record["wall_time_s"],
                     "speed": record["new_tokens"] / record["wall_time_s"] if record["wall_time_s"] else 0.0,
                     "steps": record.get("steps"),
                     "accept_lengths": record["accept_lengths"],
                     "ar_match": record.get("ar_match"),
+                    "greedy_check": _greedy_check(record),
+                    "ar_speed": _paired_ar_speed(record),
                     "phase_times": _summed(record, "phase_times"),
                     "accepted_by_source": _summed(record, "accepted_by_source"),
                     "folder": str(folder),
@@ -93,6 +111,22 @@ def load_questions_frame(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _greedy_check(record: dict) -> str | None:
+    """match, near_tie or defect; records from before the classification only say match or not."""
+    if "greedy_check" in record:
+        return record["greedy_check"]
+    if record.get("ar_match") is None:
+        return None
+    return "match" if record["ar_match"] else "defect"
+
+
+def _paired_ar_speed(record: dict) -> float:
+    paired = record.get("paired_ar")
+    if not paired or not paired.get("wall_time_s"):
+        return float("nan")
+    return paired["new_tokens"] / paired["wall_time_s"]
 
 
 def _knobs_json(cfg) -> str:
@@ -121,14 +155,19 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
         ["bench", "model", "drafter", "temperature"]
     ):
         method, budget, knobs = run.method.iloc[0], run.budget.iloc[0], run.knobs.iloc[0]
+        paired = bool(run.ar_speed.notna().all())
         baseline = frame[
             (frame.bench == bench)
             & (frame.model == model)
             & (frame.drafter == BASELINE)
             & (frame.temperature == temperature)
         ]
+        ar_speed = None if paired else per_question(baseline).speed
         for category in [*_ordered_categories(run.category), "overall"]:
             part = run if category == "overall" else run[run.category == category]
+            questions = per_question(part)
+            speedup = _speedup(questions, ar_speed)
+            mat = ratio_of_sums(questions.accepted, questions.steps)
             rows.append(
                 {
                     "model": model,
@@ -137,11 +176,16 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
                     "budget": budget,
                     "temperature": temperature,
                     "category": category,
-                    "n_questions": len(part),
-                    "tokens_per_s": part.speed.mean(),
-                    "speedup": _speedup(part, baseline),
-                    "mat": _mat(part),
-                    "ar_match_rate": _match_rate(part),
+                    "n_questions": len(questions),
+                    "tokens_per_s": questions.speed.mean(),
+                    "speedup": speedup.value,
+                    "speedup_lo": speedup.low,
+                    "speedup_hi": speedup.high,
+                    "mat": mat.value,
+                    "mat_lo": mat.low,
+                    "mat_hi": mat.high,
+                    **_check_rates(part),
+                    "timing": "paired" if paired else "separate",
                     "knobs": knobs,
                 }
             )
@@ -153,12 +197,40 @@ def _ordered_categories(categories: pd.Series) -> list[str]:
     return [c for c in CATEGORIES if c in present] + sorted(present - set(CATEGORIES))
 
 
-def _speedup(part: pd.DataFrame, baseline: pd.DataFrame) -> float:
-    same = baseline[baseline.question_id.isin(part.question_id)]
-    ours = part[part.question_id.isin(same.question_id)]
-    if same.empty:
-        return float("nan")
-    return ours.speed.mean() / same.speed.mean()
+def per_question(part: pd.DataFrame) -> pd.DataFrame:
+    """One row per question: its speed and paired AR speed (means over repeats), accepted
+    tokens and steps (sums over repeats)."""
+    if part.empty:
+        return pd.DataFrame(columns=["speed", "ar_speed", "accepted", "steps"])
+    lengths = part.accept_lengths
+    return (
+        part.assign(accepted=lengths.map(sum), steps=lengths.map(len))
+        .groupby("question_id")
+        .agg(
+            speed=("speed", "mean"),
+            ar_speed=("ar_speed", "mean"),
+            accepted=("accepted", "sum"),
+            steps=("steps", "sum"),
+        )
+    )
+
+
+def _speedup(questions: pd.DataFrame, ar_speed: pd.Series | None) -> Estimate:
+    """Mean method speed over mean AR speed on the same questions, paired in the bootstrap."""
+    ar = questions.ar_speed if ar_speed is None else ar_speed.reindex(questions.index)
+    both = ar.notna()
+    return ratio_of_means(questions.speed[both].to_numpy(), ar[both].to_numpy())
+
+
+def _check_rates(part: pd.DataFrame) -> dict[str, float]:
+    checked = part.greedy_check.dropna()
+    if checked.empty:
+        return {"ar_match_rate": float("nan"), "near_tie_rate": float("nan"), "defect_rate": float("nan")}
+    return {
+        "ar_match_rate": float((checked == "match").mean()),
+        "near_tie_rate": float((checked == "near_tie").mean()),
+        "defect_rate": float((checked == "defect").mean()),
+    }
 
 
 def _mat(part: pd.DataFrame) -> float:
@@ -166,14 +238,21 @@ def _mat(part: pd.DataFrame) -> float:
     return sum(lengths) / len(lengths) if lengths else float("nan")
 
 
-def _match_rate(part: pd.DataFrame) -> float:
-    checked = part.ar_match.dropna()
-    return float(checked.astype(bool).mean()) if len(checked) else float("nan")
-
-
 def format_table(summary: pd.DataFrame) -> str:
     table = summary.copy()
-    for column in ("tokens_per_s", "speedup", "mat", "ar_match_rate"):
+    table = table.drop(columns=["knobs"])
+    for column in (
+        "tokens_per_s",
+        "speedup",
+        "speedup_lo",
+        "speedup_hi",
+        "mat",
+        "mat_lo",
+        "mat_hi",
+        "ar_match_rate",
+        "near_tie_rate",
+        "defect_rate",
+    ):
         table[column] = table[column].map(lambda x: "-" if pd.isna(x) else f"{x:.2f}")
     return table.to_string(index=False)
 

@@ -2,7 +2,13 @@
 
 Everything that can be wrong with the input (questions, model, drafter, prompt lengths) is
 checked before the run folder is touched, so bad input leaves no files behind. Records
-are appended one question at a time; rerunning the same command resumes.
+are appended one question (and repeat) at a time; rerunning the same command resumes.
+
+``bench.repeats`` decodes each question that many times (seeded per repeat). With
+``bench.timing=paired`` every record also carries AR's time on the same question, decoded
+right before or after it (``spec_bench.ar_companion``); greedy runs check their tokens
+against AR's and say whether a difference is a near-tie or a defect
+(``spec_bench.greedy_check``).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from spec_bench import environment
+from spec_bench.ar_companion import ArCompanion, ar_run_reference
 from spec_bench.data import Question, build_prompt, load_questions, select_questions
 from spec_bench.drafters import build_drafter
 from spec_bench.engine.budget import FixedBudget
@@ -55,6 +62,12 @@ def check_run_settings(cfg: DictConfig) -> None:
     budget = cfg.engine.budget
     if str(budget) not in BUDGET_MODES and not (str(budget).isdigit()):
         raise HarnessError(f"engine.budget must be paper, auto or an integer >= 0, got '{budget}'")
+    timing = cfg.bench.get("timing", "separate")
+    if timing not in ("paired", "separate"):
+        raise HarnessError(f"bench.timing must be paired or separate, got '{timing}'")
+    repeats = cfg.bench.get("repeats", 1)
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+        raise HarnessError(f"bench.repeats must be an integer >= 1, got '{repeats}'")
 
 
 def answers_name(shard: str | None) -> str:
@@ -102,6 +115,8 @@ class Runner:
         self.drafter = build_drafter(cfg, self.target)
         self.engine = Engine(self.target, cfg.temperature, make_budget(cfg, self.target, self.drafter))
         self.greedy = float(cfg.temperature) == 0.0
+        self.repeats = int(cfg.bench.get("repeats", 1))
+        self.paired = str(cfg.bench.get("timing", "separate")) == "paired"
         self._check_prompt_lengths()
 
     def _check_prompt_lengths(self) -> None:
@@ -119,35 +134,58 @@ class Runner:
                 )
 
     def run(self, tracker: Tracker | None = None) -> RunSummary:
-        """Answer every question not yet in the answers file; ``tracker`` hears of the run
-        folder once it is claimed and of each record once it is on disk."""
+        """Answer every question (and repeat) not yet in the answers file; ``tracker`` hears
+        of the run folder once it is claimed and of each record once it is on disk."""
         cfg = self.cfg
         folder = run_dir(cfg)
         answers_path = folder / answers_name(cfg.bench.get("shard"))
         self._claim_folder(folder)
-        done = {record["question_id"] for record in read_records(answers_path, repair=True)}
-        todo = [q for q in self.questions if q.question_id not in done]
-        reference = self._ar_reference() if self.greedy and cfg.engine.check_ar_match else None
+        done = {(r["question_id"], r.get("repeat", 0)) for r in read_records(answers_path, repair=True)}
+        work = [(q, repeat) for q in self.questions for repeat in range(self.repeats)]
+        todo = [(q, repeat) for q, repeat in work if (q.question_id, repeat) not in done]
+        is_ar = isinstance(self.drafter, NoDrafter)
+        paired = self.paired and not is_ar
+        check = self.greedy and bool(cfg.engine.check_ar_match) and not is_ar
+        companion = None
+        if paired or check:
+            run_reference = ar_run_reference(cfg, result_config) if check and not paired else {}
+            companion = ArCompanion(
+                self.target, cfg.temperature, self._prompt_ids, self.max_new_tokens, self._seed, run_reference
+            )
 
         if tracker is not None:
             tracker.start(folder)
-        self._warm_up()
+        self._warm_up(companion if paired else None)
         progress = tqdm(
             todo,
-            desc=f"{cfg.model.name} {cfg.run_name} {temperature_label(cfg.temperature)}",
+            desc=f"{cfg.model.name} {run_label(cfg)} {temperature_label(cfg.temperature)}",
             unit="q",
             initial=len(done),
-            total=len(self.questions),
+            total=len(work),
         )
         with RecordWriter(answers_path) as writer:
-            for question in progress:
-                record = self._answer(question)
-                if reference is not None:
-                    record["ar_match"] = self._matches_ar(question, record, reference)
+            for index, (question, repeat) in enumerate(progress):
+                ar = None
+                # AR right before the method on every other question, right after on the rest.
+                ar_first = paired and index % 2 == 0
+                if ar_first:
+                    ar = companion.decode(question, repeat)
+                record = self._answer(question, repeat)
+                if paired and not ar_first:
+                    ar = companion.decode(question, repeat)
+                if ar is not None:
+                    record["paired_ar"] = {
+                        "new_tokens": ar["new_tokens"],
+                        "wall_time_s": ar["wall_time_s"],
+                        "order": "before" if ar_first else "after",
+                    }
+                if check:
+                    expected = ar["token_ids"] if ar is not None else companion.reference(question)
+                    record.update(companion.check(question, record, expected))
                 writer.write(record)
                 if tracker is not None:
                     tracker.log_question(record)
-        return RunSummary(folder, answers_path, len(self.questions), len(self.questions))
+        return RunSummary(folder, answers_path, len(work), len(work))
 
     def _claim_folder(self, folder: Path) -> None:
         """Write config and environment, or refuse to mix with a different config."""
@@ -166,33 +204,42 @@ class Runner:
         info = environment.describe(self.target.device)
         info["model_source"] = self.target.source
         info["kernels"] = self.target.kernels
+        info["dtype"] = str(self.target.dtype).removeprefix("torch.")
         environment_path = folder / environment_name(self.cfg.bench.get("shard"))
         write_text_atomic(environment_path, json.dumps(info, indent=2) + "\n")
 
-    def _warm_up(self) -> None:
-        """Untimed generations so one-time costs (allocations, kernels) hit no drafter."""
+    def _warm_up(self, companion: ArCompanion | None) -> None:
+        """Untimed generations so one-time costs (allocations, kernels) hit no drafter, nor
+        the AR decodes paired with it."""
         tokens = int(self.cfg.engine.warmup_tokens)
         if tokens <= 0 or not self.questions:
             return
         prompt = self._prompt_ids(self.questions[0], 0, [])
         self.engine.generate(prompt, self.drafter, tokens, seed=self.cfg.seed)
+        if companion is not None:
+            companion.engine.generate(prompt, NoDrafter(), tokens, seed=self.cfg.seed)
 
     def _prompt_ids(self, question: Question, turn: int, answers: list[str]) -> list[int]:
         prompt = build_prompt(self.target.template, list(question.turns[: turn + 1]), answers)
         return self.target.encode(prompt)
 
-    def _answer(self, question: Question) -> dict:
+    def _seed(self, question_id: int, turn: int, repeat: int) -> int:
+        # Independent of run order, so a resumed or sharded run samples the same tokens.
+        return (int(self.cfg.seed) * 1_000_003 + question_id * 10 + turn + 7919 * repeat) % (2**63)
+
+    def _answer(self, question: Question, repeat: int = 0) -> dict:
         answers: list[str] = []
         turns = []
         for turn in range(len(question.turns)):
             prompt_ids = self._prompt_ids(question, turn, answers)
-            seed = _question_seed(self.cfg.seed, question.question_id, turn)
+            seed = self._seed(question.question_id, turn, repeat)
             generation = self.engine.generate(prompt_ids, self.drafter, self.max_new_tokens, seed=seed)
             text = self.target.decode(generation.tokens).strip()
             answers.append(text)
             turns.append(_turn_record(text, generation))
         return {
             "question_id": question.question_id,
+            "repeat": repeat,
             "category": question.category,
             "subcategory": question.subcategory,
             "new_tokens": sum(t["new_tokens"] for t in turns),
@@ -201,40 +248,6 @@ class Runner:
             "accept_lengths": [n for t in turns for n in t["accept_lengths"]],
             "turns": turns,
         }
-
-    def _ar_reference(self) -> dict[int, list[list[int]]] | None:
-        """AR token ids per question: from this bench's ``ar`` run when it exists, else
-        decoded here (untimed) when needed. ``ar`` itself is its own reference."""
-        if self.cfg.drafter.name == "ar":
-            return {}
-        ar_folder = Path(self.cfg.out_dir) / self.cfg.bench.name / self.cfg.model.name / "ar" / "t0"
-        reference = {}
-        if not _same_setting(ar_folder / "config.yaml", result_config(self.cfg)):
-            return reference
-        for path in sorted(ar_folder.glob("answers*.jsonl")):
-            for record in read_records(path):
-                reference[record["question_id"]] = [t["token_ids"] for t in record["turns"]]
-        return reference
-
-    def _matches_ar(self, question: Question, record: dict, reference: dict) -> bool:
-        if self.cfg.drafter.name == "ar":
-            return True
-        expected = reference.get(question.question_id)
-        if expected is None:
-            expected = self._decode_ar(question)
-            reference[question.question_id] = expected
-        return expected == [t["token_ids"] for t in record["turns"]]
-
-    def _decode_ar(self, question: Question) -> list[list[int]]:
-        answers, tokens = [], []
-        ar = Engine(self.target, 0.0, FixedBudget(0))
-        for turn in range(len(question.turns)):
-            generation = ar.generate(
-                self._prompt_ids(question, turn, answers), NoDrafter(), self.max_new_tokens
-            )
-            answers.append(self.target.decode(generation.tokens).strip())
-            tokens.append(generation.tokens)
-        return tokens
 
 
 def make_budget(cfg: DictConfig, target, drafter):
@@ -252,19 +265,6 @@ def make_budget(cfg: DictConfig, target, drafter):
 
         return auto_budget(cfg, target, drafter)
     raise HarnessError(f"engine.budget must be paper, auto or an integer >= 0, got '{budget}'")
-
-
-def _same_setting(config_path: Path, ours: dict) -> bool:
-    """Whether an AR run used our model, questions and token limit."""
-    if not config_path.exists():
-        return False
-    theirs = result_config(OmegaConf.load(config_path))
-    return all(theirs.get(key) == ours.get(key) for key in ("model", "bench"))
-
-
-def _question_seed(seed: int, question_id: int, turn: int) -> int:
-    # Independent of run order, so a resumed or sharded run samples the same tokens.
-    return (int(seed) * 1_000_003 + question_id * 10 + turn) % (2**63)
 
 
 def _turn_record(text: str, generation: Generation) -> dict:

@@ -29,16 +29,20 @@ def test_full_report_writes_tables_and_figures(tmp_path):
 
     markdown = (tmp_path / "report" / "tables.md").read_text()
     assert "### tiny, T=0" in markdown and "### tiny, T=1" in markdown
-    # HD is best everywhere; AR is never bold, PLD never best.
-    assert "| HD | **1.80** | **1.80** | **1.80** |" in markdown
-    assert "| AR | 1.00 | 1.00 | 1.00 |" in markdown and "**1.50**" not in markdown
+    # HD is best everywhere, by more than its interval; AR is never bold, PLD never best.
+    assert "| HD | **1.80 [1.80, 1.80]** | **1.80 [1.80, 1.80]** | **1.80 [1.80, 1.80]** |" in markdown
+    assert "| AR | 1.00 | 1.00 | 1.00 |" in markdown and "**1.50" not in markdown
+    assert "T=0, published budgets (paper): overall, no method's interval overlaps HD's" in markdown
     assert "## Where the time goes" in markdown and "| tiny | 0 | PLD | 10.0% | 70.0% |" in markdown
     assert "| tiny | 0 | HD | 37.5% | 25.0% | 37.5% | 32 |" in markdown
     assert "Test CPU 3000" in markdown and "WARNING" not in markdown
 
     latex = (tmp_path / "report" / "tables.tex").read_text()
     assert latex.count(r"\toprule") == 3 and latex.count(r"\bottomrule") == 3
-    assert r"HD & \textbf{1.80} & \textbf{1.80} & \textbf{1.80} \\" in latex
+    assert (
+        r"HD & \textbf{1.80 [1.80, 1.80]} & \textbf{1.80 [1.80, 1.80]} & \textbf{1.80 [1.80, 1.80]} \\"
+        in latex
+    )
     assert r"Speedup over AR ($\times$)" in latex and r"10.0\%" in latex
 
     split = pd.read_csv(tmp_path / "report" / "time_split.csv")
@@ -53,7 +57,8 @@ def test_budget_blocks_show_ar_once_and_bold_within_each_block(tmp_path):
     markdown = report.markdown
     block = markdown[markdown.index("### tiny, T=0") : markdown.index("Mean accepted tokens")]
     assert block.count("| — | AR |") == 1
-    assert "| paper | HD | **1.80** |" in block and "| auto | HD | **1.20** |" in block
+    # A block of one run has no winner to bold.
+    assert "| paper | HD | **1.80 [1.80, 1.80]** |" in block and "| auto | HD | 1.20 [1.20, 1.20] |" in block
     rows = [
         line
         for line in block.splitlines()
@@ -77,8 +82,8 @@ def test_hd_fixes_get_their_own_table(tmp_path):
     section = markdown[
         markdown.index("## HD: the official behaviour") : markdown.index("## Where the time goes")
     ]
-    assert "| HD | 1.80 | 1.80 | 1.80 |" in section and "| HD +dedup | 1.90 |" in section
-    assert "| HD fixed | **2.00** | **2.00** | **2.00** |" in section and "PLD" not in section
+    assert "| HD | 1.80 [1.80, 1.80] |" in section and "| HD +dedup | 1.90 [1.90, 1.90] |" in section
+    assert "| HD fixed | **2.00 [2.00, 2.00]** |" in section and "PLD" not in section
 
 
 def test_knob_sweeps_get_a_figure_per_experiment_and_stay_out_of_the_comparison(tmp_path):
@@ -110,7 +115,7 @@ def test_cli_prints_tables_and_notes_a_missing_source_figure(tmp_path, capsys):
     root = paper_like_root(tmp_path, hd_sources=False)
     assert report_main([str(root), "--wandb", "disabled"]) == 0
     out = capsys.readouterr().out
-    assert "| HD | **1.80** |" in out and "Mean accepted tokens (MAT)" in out
+    assert "| HD | **1.80 [1.80, 1.80]** |" in out and "Mean accepted tokens (MAT)" in out
     assert "note: hd_sources: skipped, no per-source labels" in out
     assert not (root / "report" / "hd_sources.png").exists()
     assert (root / "report" / "speedup_by_category.png").exists()
@@ -183,7 +188,7 @@ def test_local_comparison_is_one_self_contained_html(tmp_path, capsys):
     assert "local comparison" in capsys.readouterr().out
     page = (root / "report" / "comparison.html").read_text()
     assert page.count('src="data:image/png;base64,') == len(FIGURES)
-    assert "<strong>1.80</strong>" in page and "<th>Trans.</th>" in page
+    assert "<strong>1.80 [1.80, 1.80]</strong>" in page and "<th>Trans.</th>" in page
     assert "http" not in page.replace("http-equiv", "")
 
 

@@ -50,13 +50,42 @@ class Target:
         return self.tokenizer.decode(token_ids, skip_special_tokens=True)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` multiplies bf16 matrices in hardware: a GPU that supports bf16, or a
+    CPU with AVX-512 BF16 or AMX (x86) or the BF16 extension (Arm)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        check = getattr(torch.cpu, probe, None)
+        if check is not None and check():
+            return True
+    return "bf16" in _cpu_flags()
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith(("flags", "Features")):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
 def resolve_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[torch.device, torch.dtype]:
-    """fp16 on CUDA, fp32 on CPU unless told otherwise."""
+    """``dtype=auto``: bf16 where the device computes it natively, else fp16 on GPUs and fp32 on
+    CPUs (``float32`` stays available for strict-equality runs)."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     resolved_device = torch.device(device)
     if dtype == "auto":
-        resolved_dtype = torch.float16 if resolved_device.type == "cuda" else torch.float32
+        if native_bf16(resolved_device):
+            resolved_dtype = torch.bfloat16
+        else:
+            resolved_dtype = torch.float16 if resolved_device.type == "cuda" else torch.float32
     else:
         resolved_dtype = getattr(torch, dtype, None)
         if not isinstance(resolved_dtype, torch.dtype):
@@ -75,7 +104,7 @@ def load_target(model_cfg, cache_dir: str | os.PathLike) -> Target:
     model, tokenizer = _from_pretrained(folder, dtype, device, model_cfg.name)
     model.eval()
     kernels = "default"
-    if small_matmul.wanted(model_cfg.get("small_rows_matmul", "auto"), device):
+    if small_matmul.wanted(model_cfg.get("small_rows_matmul", "auto"), model):
         small_matmul.use_small_rows_matmul(model)
         kernels = "small-rows-matmul"
     return Target(

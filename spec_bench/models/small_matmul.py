@@ -1,16 +1,21 @@
-"""Cheaper verification forwards on CPU: linear layers over a few rows as ``W @ x.T``.
+"""Linear layers over a few rows as ``W @ x.T``, where that is the faster kernel.
 
-For the 2 to 64 rows of a verification step, the CPU BLAS behind ``F.linear`` (``x @ W.T``)
-scales almost linearly with the rows, as if it streamed the weights once per row: measured
-on the 2-core machine with the embedded model, a 2-token forward cost 1.45x a 1-token
-forward and a 16-token forward 2.4x. Computing ``W @ x.T`` instead reads the weights once
-for all rows (1.2x and 2.0x). One row, the autoregressive step, and long prefills keep
-``F.linear``. Every drafter and the AR baseline run on the same patched model, and the
-runs' ``ar_match`` checks that greedy outputs are unchanged.
+For the 2 to 64 rows of a verification step, the fp32 CPU BLAS behind ``F.linear``
+(``x @ W.T``) scaled almost linearly with the rows on the 2-core machine, as if it streamed
+the weights once per row: a 2-token forward cost 1.45x a 1-token one and a 16-token forward
+2.4x; ``W @ x.T`` reads the weights once for all rows (1.2x and 2.0x). In bf16 on the same
+CPU it is the other way round (oneDNN's bf16 GEMM handles few rows well, the transposed
+product does not), and on a GPU neither matters. So ``small_rows_matmul: auto`` times both
+kernels on the model's own layers, in its dtype on its device, and patches only when
+``W @ x.T`` is faster. One row, the autoregressive step, and long prefills always keep
+``F.linear``. Every drafter and the AR baseline run on the same model, and the runs'
+``ar_match`` checks that greedy outputs are unchanged.
 """
 
 from __future__ import annotations
 
+import statistics
+import time
 import types
 
 import torch
@@ -37,8 +42,56 @@ def use_small_rows_matmul(model: torch.nn.Module) -> int:
     return patched
 
 
-def wanted(setting, device: torch.device) -> bool:
-    """``auto``: on CPU only (GPU GEMMs have no such cost); true/false force it."""
+ROWS_TIMED = (2, 4, 8, 16)  # verification sizes the choice is made for
+REPEATS = 15
+MARGIN = 0.95  # patch only when W @ x.T takes under 95% of F.linear's time: a clear win
+
+
+def wanted(setting, model: torch.nn.Module) -> bool:
+    """``auto``: when ``W @ x.T`` is measured faster than ``F.linear`` on this model's
+    linear layers, in its dtype, on its device; true/false force it."""
     if setting in (None, "auto"):
-        return device.type == "cpu"
+        default, transposed = time_kernels(model)
+        return transposed < MARGIN * default
     return bool(setting)
+
+
+@torch.inference_mode()
+def time_kernels(model: torch.nn.Module) -> tuple[float, float]:
+    """Seconds for one pass of ``F.linear`` and of ``W @ x.T`` over the plain linear layers of
+    one decoder block (the first layers with distinct shapes), summed over ``ROWS_TIMED``;
+    medians of ``REPEATS``, the two kernels interleaved so drift hits both alike."""
+    layers, shapes = [], set()
+    for module in model.modules():
+        if type(module) is torch.nn.Linear and module.weight.shape not in shapes:
+            shapes.add(module.weight.shape)
+            layers.append(module)
+        if len(layers) == 4:
+            break
+    if not layers:
+        return 1.0, 1.0
+    weight = layers[0].weight
+    sync = torch.cuda.synchronize if weight.device.type == "cuda" else (lambda: None)
+    inputs = {
+        (id(layer), rows): torch.randn(rows, layer.in_features, dtype=weight.dtype, device=weight.device)
+        for layer in layers
+        for rows in ROWS_TIMED
+    }
+
+    def one_pass(kernel) -> float:
+        sync()
+        start = time.perf_counter()
+        for layer in layers:
+            for rows in ROWS_TIMED:
+                kernel(layer, inputs[(id(layer), rows)])
+        sync()
+        return time.perf_counter() - start
+
+    default_kernel = lambda layer, x: F.linear(x, layer.weight, layer.bias)  # noqa: E731
+    transposed_kernel = lambda layer, x: (layer.weight @ x.T).T  # noqa: E731
+    one_pass(default_kernel), one_pass(transposed_kernel)  # warm-up
+    default, transposed = [], []
+    for _ in range(REPEATS):
+        default.append(one_pass(default_kernel))
+        transposed.append(one_pass(transposed_kernel))
+    return statistics.median(default), statistics.median(transposed)

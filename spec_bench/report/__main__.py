@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"W&B: {wandb_folder}")
     if report.warning:
         print(f"\n{'!' * 80}\n{report.warning}\n{'!' * 80}", file=sys.stderr)
+    if report.defect:
+        print(f"\n{'!' * 80}\n{report.defect}\n{'!' * 80}", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -35,6 +35,10 @@ class RunsRoot:
         return machines.machines(self.environments)
 
     @property
+    def corpora(self) -> pd.DataFrame:
+        return machines.read_corpora(self.folders)
+
+    @property
     def warning(self) -> str | None:
         return machines.mixed_machines_warning(self.machines)
 
@@ -48,6 +52,7 @@ class Report:
     files: list[Path]
     notes: list[str]
     warning: str | None
+    defect: str | None = None  # set when a greedy run differs from AR by more than a near-tie
 
 
 def load_root(root: Path) -> RunsRoot:
@@ -76,12 +81,16 @@ def _incomplete(folder: Path, frame: pd.DataFrame) -> str | None:
 
 
 def markdown(runs: RunsRoot, split: pd.DataFrame, shares: pd.DataFrame) -> str:
-    parts = []
+    parts = [tables.header_markdown(runs.summary, runs.machines, runs.corpora)]
     if runs.warning:
         parts.append(f"> **{runs.warning}**\n")
+    if defect := tables.defect_line(runs.summary):
+        parts.append(f"> **{defect}**\n")
     parts.append(tables.paper_markdown(runs.summary))
     if fixes := tables.hd_fixes_markdown(runs.summary):
         parts.append(fixes)
+    if checks := tables.greedy_checks_markdown(runs.summary):
+        parts.append(checks)
     parts.append(tables.time_split_markdown(split))
     if not shares.empty:
         parts.append(tables.source_shares_markdown(shares))
@@ -110,7 +119,10 @@ def write_report(root: Path) -> Report:
         files.append(write_csv(shares, folder / "hd_sources.csv"))
     built, figure_notes = figures.build_figures(runs.summary, shares)
     files += figures.save_figures(built, folder)
-    return Report(folder, runs.summary, split, text, files, runs.notes + figure_notes, runs.warning)
+    notes = runs.notes + figure_notes
+    return Report(
+        folder, runs.summary, split, text, files, notes, runs.warning, tables.defect_line(runs.summary)
+    )
 
 
 def write_csv(table: pd.DataFrame, path: Path) -> Path:

@@ -10,8 +10,9 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from omegaconf import OmegaConf
 
-MACHINE_COLUMNS = ["cpu", "gpu", "device", "torch_threads", "torch", "transformers"]
+MACHINE_COLUMNS = ["cpu", "gpu", "device", "dtype", "kernels", "torch_threads", "torch", "transformers"]
 
 
 def read_environments(folders: list[Path]) -> pd.DataFrame:
@@ -26,6 +27,8 @@ def read_environments(folders: list[Path]) -> pd.DataFrame:
                     "cpu": info.get("cpu"),
                     "gpu": info.get("gpu"),
                     "device": info.get("device"),
+                    "dtype": info.get("dtype"),
+                    "kernels": info.get("kernels"),
                     "torch_threads": info.get("torch_threads"),
                     "torch": packages.get("torch"),
                     "transformers": packages.get("transformers"),
@@ -51,3 +54,22 @@ def mixed_machines_warning(table: pd.DataFrame) -> str | None:
         f"WARNING: the runs in this root come from {len(table)} different machines or software "
         f"setups (see Environment); speedups across them are not comparable"
     )
+
+
+def read_corpora(folders: list[Path]) -> pd.DataFrame:
+    """The databases the runs drafted from: the retrieval datastore's corpus (REST, HD's L)
+    and the model database's prompts and answer length (HD's S), one row per distinct set."""
+    rows = []
+    for folder in folders:
+        config = OmegaConf.load(Path(folder) / "config.yaml")
+        datastore, model_db = config.get("datastore") or {}, config.get("model_db") or {}
+        rows.append(
+            {
+                "datastore": datastore.get("corpus"),
+                "model_db": model_db.get("corpus"),
+                "model_db_prompts": model_db.get("limit"),
+                "model_db_tokens": model_db.get("max_new_tokens"),
+            }
+        )
+    table = pd.DataFrame(rows, columns=["datastore", "model_db", "model_db_prompts", "model_db_tokens"])
+    return table.dropna(how="all").drop_duplicates().reset_index(drop=True)

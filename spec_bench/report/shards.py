@@ -53,16 +53,17 @@ def read_run(folder: Path) -> list[dict]:
     records, seen_in = [], {}
     for path in sorted(folder.glob("answers*.jsonl")):
         for record in read_records(path):
-            question_id = record["question_id"]
-            if question_id in seen_in:
+            key = (record["question_id"], record.get("repeat", 0))
+            if key in seen_in:
+                repeat = f" (repeat {key[1]})" if key[1] else ""
                 raise HarnessError(
-                    f"{folder}: question {question_id} is in both {seen_in[question_id]} and "
+                    f"{folder}: question {key[0]}{repeat} is in both {seen_in[key]} and "
                     f"{path.name}; delete the stale copy"
                 )
-            seen_in[question_id] = path.name
+            seen_in[key] = path.name
             records.append(record)
     if count is not None:
-        _check_complete(folder, count, files, set(seen_in))
+        _check_complete(folder, count, files, {question_id for question_id, _ in seen_in})
     return records
 
 

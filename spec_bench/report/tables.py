@@ -1,9 +1,12 @@
 """The paper's tables from the summary and per-question frames, as Markdown and LaTeX.
 
 Speedup and MAT: one table per model x temperature, a row per run, a column per category
-plus overall. AR comes first, once; then one block per budget mode (the methods at their
+plus overall, each number with its 95% interval (``1.56 [1.41, 1.70]``, a bootstrap over
+questions). AR comes first, once; then one block per budget mode (the methods at their
 published budgets, then at the automatic budget, then any fixed budget), labelled. Within
-each block the best method per column is bold; AR (the reference) never.
+each block the best method of a column is bold only when its interval excludes the
+runner-up's value; AR (the reference) never. Below each table, a sentence names the methods
+whose overall intervals overlap HD's (or the best method's): those are not told apart.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from spec_bench.metrics import BASELINE
 from spec_bench.report.labels import (
     SOURCE_LABELS,
     budget_block,
+    budget_rank,
     category_label,
     drafter_label,
+    method_label,
     ordered_categories,
     ordered_drafters,
     temperature_text,
@@ -33,16 +38,30 @@ LATEX_SPECIALS = {c: "\\" + c for c in "&%$#_{}"} | {"~": r"\textasciitilde{}", 
 
 
 def metric_grid(block: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Methods x categories of one model and temperature."""
+    """Runs x categories of one model and temperature."""
     grid = block.pivot_table(
         index="drafter", columns="category", values=metric, aggfunc="first", dropna=False
     )
     return grid.reindex(index=ordered_drafters(grid.index), columns=ordered_categories(grid.columns))
 
 
-def best_cells(grid: pd.DataFrame) -> pd.DataFrame:
-    """True where a run has the best value of its column within its budget block, as
-    printed (ties all bold); never for AR."""
+def metric_grids(
+    block: pd.DataFrame, metric: str
+) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+    """The values and, when the summary has them, the interval bounds (``<metric>_lo/_hi``)."""
+    grid = metric_grid(block, metric)
+    if f"{metric}_lo" not in block:
+        return grid, None, None
+    bounds = [metric_grid(block, f"{metric}_{end}").reindex_like(grid) for end in ("lo", "hi")]
+    return grid, bounds[0], bounds[1]
+
+
+def best_cells(
+    grid: pd.DataFrame, low: pd.DataFrame | None = None, high: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """True where a run is the best of its column within its budget block; never for AR.
+    With intervals, only when the best run's interval excludes the runner-up's value (a
+    block of one run has no winner); without, every run at the best value as printed."""
     rounded = grid.round(2)
     mask = pd.DataFrame(False, index=grid.index, columns=grid.columns)
     budgets = pd.Series([split_run_label(d)[1] for d in grid.index], index=grid.index)
@@ -50,7 +69,16 @@ def best_cells(grid: pd.DataFrame) -> pd.DataFrame:
         if budget == NO_BUDGET:
             continue
         block = rounded[budgets == budget].drop(index=BASELINE, errors="ignore")
-        mask.loc[block.index] = block.eq(block.max(), axis=1)
+        if low is None or high is None:
+            mask.loc[block.index] = block.eq(block.max(), axis=1)
+            continue
+        for column in block.columns:
+            values = grid.loc[block.index, column].dropna().sort_values(ascending=False)
+            if len(values) < 2:
+                continue
+            best, runner_up = values.index[0], values.iloc[1]
+            if not low.at[best, column] <= runner_up <= high.at[best, column]:
+                mask.at[best, column] = True
     return mask
 
 
@@ -64,14 +92,25 @@ def _number(value: float, digits: int = 2) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
-def _cells(grid: pd.DataFrame, bold: str) -> list[list[str]]:
-    mask = best_cells(grid)
+def _cells(
+    grid: pd.DataFrame, bold: str, low: pd.DataFrame | None = None, high: pd.DataFrame | None = None
+) -> list[list[str]]:
+    mask = best_cells(grid, low, high)
     rows = []
     for drafter in grid.index:
-        cells = [_number(grid.at[drafter, c]) for c in grid.columns]
-        cells = [bold.format(text) if mask.at[drafter, c] else text for text, c in zip(cells, grid.columns)]
+        cells = []
+        for column in grid.columns:
+            text = _number(grid.at[drafter, column])
+            if low is not None and high is not None and not _is_nan(low.at[drafter, column]):
+                if drafter != BASELINE:
+                    text += f" [{_number(low.at[drafter, column])}, {_number(high.at[drafter, column])}]"
+            cells.append(bold.format(text) if mask.at[drafter, column] else text)
         rows.append(cells)
     return rows
+
+
+def _is_nan(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _budget_cell(drafter: str) -> str:
@@ -94,28 +133,82 @@ def paper_markdown(summary: pd.DataFrame) -> str:
         "## Speedup and mean accepted tokens",
         "",
         "AR once, then one block per budget: `paper` is what each method's authors verify per "
-        "step, `auto` the cost-aware budget. Best per column and block in bold (AR excluded).",
+        "step, `auto` the cost-aware budget. Each number with its 95% interval, a paired "
+        "bootstrap over questions; the best of a column and block is bold only when its "
+        "interval excludes the runner-up's value (AR excluded).",
     ]
     for model, temperature, block in blocks(summary):
         parts += ["", f"### {model}, {temperature_text(temperature)}"]
         for metric, title in METRICS.items():
-            grid = metric_grid(block, metric)
+            grid, low, high = metric_grids(block, metric)
             header = ["Budget", "Method", *map(category_label, grid.columns)]
+            defective = _defective(block)
             rows = [
-                [_budget_cell(d), drafter_label(split_run_label(d)[0]), *cells]
-                for d, cells in zip(grid.index, _cells(grid, "**{}**"))
+                [
+                    _budget_cell(d),
+                    drafter_label(split_run_label(d)[0]) + (" ✗ DEFECT" if d in defective else ""),
+                    *cells,
+                ]
+                for d, cells in zip(grid.index, _cells(grid, "**{}**", low, high))
             ]
             parts += ["", title, "", markdown_table(header, rows, numeric_from=2)]
+        parts += ["", *indistinguishable_sentences(block, temperature)]
     return "\n".join(parts) + "\n"
+
+
+def _defective(block: pd.DataFrame) -> set[str]:
+    if "defect_rate" not in block:
+        return set()
+    return set(block[(block.category == "overall") & (block.defect_rate > 0)].drafter)
+
+
+def indistinguishable_sentences(block: pd.DataFrame, temperature: float) -> list[str]:
+    """Per budget block: which methods' overall speedup intervals overlap HD's (or, without
+    HD, the fastest method's): the runs cannot tell them apart."""
+    overall = block[(block.category == "overall") & (block.drafter != BASELINE)]
+    if "speedup_lo" not in overall:
+        return []
+    sentences = []
+    for budget in sorted(overall.budget.unique(), key=budget_rank):
+        runs = overall[(overall.budget == budget) & overall.speedup.notna()].set_index("method")
+        if len(runs) < 2:
+            continue
+        anchor = "hd" if "hd" in runs.index else runs.speedup.idxmax()
+        low, high = runs.at[anchor, "speedup_lo"], runs.at[anchor, "speedup_hi"]
+        overlapping = [
+            m
+            for m in runs.index
+            if m != anchor and runs.at[m, "speedup_lo"] <= high and low <= runs.at[m, "speedup_hi"]
+        ]
+        apart = [m for m in runs.index if m != anchor and m not in overlapping]
+        name = method_label(anchor)
+        text = f"{temperature_text(temperature)}, {budget_block(budget).lower()}: overall, "
+        if overlapping:
+            text += (
+                f"{_names(overlapping)} cannot be told apart from {name} (their intervals overlap {name}'s)"
+            )
+        else:
+            text += f"no method's interval overlaps {name}'s"
+        if apart:
+            text += f"; {_names(apart)} {'is' if len(apart) == 1 else 'are'} clearly different"
+        sentences.append(text + ".")
+    return sentences
+
+
+def _names(methods: list[str]) -> str:
+    labels = [method_label(m) for m in sorted(methods, key=lambda m: ordered_drafters([m, "ar"]).index(m))]
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
 
 
 def paper_latex(summary: pd.DataFrame) -> str:
     """One booktabs table per model x temperature: a speedup panel over a MAT panel, each
     with AR, then a labelled block of rows per budget mode."""
-    tables = ["% Needs \\usepackage{booktabs}. Best per column and budget block in bold (AR excluded)."]
+    tables = [
+        "% Needs \\usepackage{booktabs}. Intervals: 95%, bootstrap over questions. Bold: the best of a"
+        " column and budget block whose interval excludes the runner-up's value (AR excluded)."
+    ]
     for model, temperature, block in blocks(summary):
-        grids = {metric: metric_grid(block, metric) for metric in METRICS}
-        columns = grids["speedup"].columns
+        columns = metric_grid(block, "speedup").columns
         width = len(columns) + 1
         header = " & ".join(["Method", *(latex_escape(category_label(c)) for c in columns)])
         lines = [
@@ -129,11 +222,12 @@ def paper_latex(summary: pd.DataFrame) -> str:
             header + r" \\",
         ]
         for metric, title in METRICS.items():
-            grid = grids[metric].reindex(columns=columns)
+            grid, low, high = metric_grids(block, metric)
+            grid = grid.reindex(columns=columns)
             title = latex_escape(title).replace("×", r"$\times$")
             lines += [r"\midrule", rf"\multicolumn{{{width}}}{{l}}{{\textit{{{title}}}}} \\"]
             current = None
-            for drafter, cells in zip(grid.index, _cells(grid, r"\textbf{{{}}}")):
+            for drafter, cells in zip(grid.index, _cells(grid, r"\textbf{{{}}}", low, high)):
                 method, budget = split_run_label(drafter)
                 if budget != NO_BUDGET and budget != current:
                     current = budget
@@ -170,11 +264,85 @@ def hd_fixes_markdown(summary: pd.DataFrame) -> str:
     for model, temperature, block in blocks(chosen):
         parts += ["", f"### {model}, {temperature_text(temperature)}"]
         for metric, title in METRICS.items():
-            grid = metric_grid(block, metric)
+            grid, low, high = metric_grids(block, metric)
             header = ["Method", *map(category_label, grid.columns)]
-            rows = [[drafter_label(d), *cells] for d, cells in zip(grid.index, _cells(grid, "**{}**"))]
+            rows = [
+                [drafter_label(d), *cells] for d, cells in zip(grid.index, _cells(grid, "**{}**", low, high))
+            ]
             parts += ["", title, "", markdown_table(header, rows)]
     return "\n".join(parts) + "\n"
+
+
+PAPER_CORPORA = "the paper: REST's UltraChat datastore; S from OASST1 prompts, 1,024-token answers"
+
+
+def header_markdown(summary: pd.DataFrame, machines: pd.DataFrame, corpora: pd.DataFrame) -> str:
+    """What every number below depends on: the machine, dtype and kernels, how AR was timed,
+    and the corpora the databases came from (LIMA on the CPU profiles, not the paper's)."""
+    lines = ["# Report", ""]
+    for row in machines.itertuples(index=False):
+        device = row.gpu if row.gpu not in (None, "-") else f"{row.cpu} ({row.device})"
+        lines.append(f"- Machine: {device}; {row.dtype}, kernels {row.kernels}, {row.torch_threads} threads")
+    timing = summary[summary.drafter != BASELINE].drop_duplicates("drafter").timing.value_counts()
+    described = {"paired": "AR decoded beside each question", "separate": "the AR run's"}
+    if not timing.empty:
+        parts = [f"{described.get(kind, kind)} for {count} run(s)" for kind, count in timing.items()]
+        lines.append(f"- AR timing (speedup's denominator): {'; '.join(parts)}")
+    for row in corpora.itertuples(index=False):
+        model_db = (
+            f"{row.model_db_prompts or 'all'} {row.model_db} prompts, {row.model_db_tokens}-token answers"
+        )
+        datastore = f"datastore (REST, HD's L) {row.datastore}"
+        lines.append(f"- Corpora: {datastore}; model DB (HD's S) {model_db} ({PAPER_CORPORA})")
+    return "\n".join(lines) + "\n"
+
+
+def defective_runs(summary: pd.DataFrame) -> list[str]:
+    """Runs with a greedy answer that differs from AR's by more than a near-tie."""
+    overall = summary[(summary.category == "overall") & (summary.defect_rate > 0)]
+    return [
+        f"{drafter_label(row.drafter)} ({row.model}, {temperature_text(row.temperature)})"
+        for row in overall.itertuples()
+    ]
+
+
+def defect_line(summary: pd.DataFrame) -> str | None:
+    runs = defective_runs(summary)
+    if not runs:
+        return None
+    return (
+        f"DEFECT: {', '.join(runs)} produced greedy tokens that differ from AR's where AR's two "
+        "candidates were not near-tied: a bug, not rounding (see Greedy checks)"
+    )
+
+
+def greedy_checks_markdown(summary: pd.DataFrame) -> str:
+    """Per greedy run: the share of questions equal to AR's tokens, near-tied, and defective."""
+    checked = summary[(summary.category == "overall") & summary.ar_match_rate.notna()]
+    if checked.empty:
+        return ""
+    checked = _in_paper_order(checked)
+    header = ["Model", "T", "Budget", "Method", "Equal to AR", "Near-tie", "Defect"]
+    rows = []
+    for row in checked.itertuples(index=False):
+        defect = f"**{100 * row.defect_rate:.0f}%**" if row.defect_rate > 0 else "0%"
+        rows.append(
+            [
+                row.model,
+                f"{row.temperature:g}",
+                _budget_cell(row.drafter),
+                drafter_label(split_run_label(row.drafter)[0]),
+                f"{100 * row.ar_match_rate:.0f}%",
+                f"{100 * row.near_tie_rate:.0f}%",
+                defect,
+            ]
+        )
+    title = (
+        "## Greedy checks\n\nShare of greedy answers equal to AR's tokens; of the others, near-ties "
+        "(AR's two candidates within rounding of the dtype, where a batched forward may flip the "
+        "argmax) and defects (anything else).\n\n"
+    )
+    return title + markdown_table(header, rows, numeric_from=4) + "\n"
 
 
 def time_split(frame: pd.DataFrame) -> pd.DataFrame:
@@ -295,8 +463,8 @@ def source_shares_markdown(shares: pd.DataFrame) -> str:
 
 
 def environment_markdown(table: pd.DataFrame, warning: str | None) -> str:
-    header = ["CPU", "GPU", "Device", "Threads", "torch", "transformers", "Runs"]
-    columns = ["cpu", "gpu", "device", "torch_threads", "torch", "transformers", "runs"]
+    header = ["CPU", "GPU", "Device", "dtype", "Kernels", "Threads", "torch", "transformers", "Runs"]
+    columns = ["cpu", "gpu", "device", "dtype", "kernels", "torch_threads", "torch", "transformers", "runs"]
     rows = [[str(row[c]) for c in columns] for _, row in table.iterrows()]
     parts = ["## Environment", ""]
     if warning:
