@@ -18,7 +18,7 @@ TEMPERATURES ?= 0,1
 OUT ?= runs
 ARGS ?=
 
-.PHONY: setup test test-all lint format bench reproduce ablations report wandb-report clean
+.PHONY: setup test test-all lint format bench reproduce ablations report wandb-report notebook clean
 
 setup: $(STAMP) $(QUESTIONS)
 
@@ -70,6 +70,12 @@ report: setup
 # $(OUT)/$(BENCH)/$(MODEL)/report/comparison.html (self-contained).
 wandb-report: setup
 	$(PY) -m spec_bench.report.wandb_compare $(OUT)/$(BENCH)/$(MODEL)
+
+# JupyterLab (the `notebook` extra) on the analysis notebook, reading the runs root RUNS.
+RUNS ?= $(OUT)/$(BENCH)/$(MODEL)
+notebook: setup
+	$(PY) -m pip install --quiet -e '.[notebook]'
+	HD_RUNS_ROOT=$(abspath $(RUNS)) $(VENV)/bin/jupyter lab notebooks/analysis.ipynb
 
 clean:
 	rm -rf $(OUT)/.hydra .pytest_cache .ruff_cache build *.egg-info

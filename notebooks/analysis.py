@@ -35,8 +35,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from matplotlib_inline.backend_inline import set_matplotlib_formats
 
-from spec_bench.metrics import BASELINE
-from spec_bench.report import figures, load_root, tables
+from spec_bench.metrics import BASELINE, question_speedups
+from spec_bench.report import figures, load_root, sections, tables
 from spec_bench.report.labels import (
     category_label,
     drafter_colors,
@@ -86,7 +86,7 @@ display(Markdown(tables.paper_markdown(summary)))
 # and on bookkeeping.
 
 # %%
-display(Markdown(tables.time_split_markdown(tables.time_split(frame))))
+display(Markdown(sections.time_split_markdown(sections.time_split(frame))))
 
 # %% [markdown]
 # ## Figures
@@ -94,7 +94,7 @@ display(Markdown(tables.time_split_markdown(tables.time_split(frame))))
 # The same figures the report writes to `<root>/report/`.
 
 # %%
-shares = tables.source_shares(frame)
+shares = sections.source_shares(frame)
 built, notes = figures.build_figures(summary, shares)
 with matplotlib.rc_context(figures.STYLE):
     for name, figure in built.items():
@@ -108,14 +108,12 @@ for note in notes:
 #
 # A category's speedup is a mean over its questions; the spread below shows whether one
 # lucky question carries it. Each point is one question's tokens/s over AR's on the same
-# question.
+# question (AR decoded beside it when the run was timed `paired`), with its interval over
+# repeats (`bench.repeats`; a bare point when decoded once); the shaded band is the
+# category's 95% interval from the report.
 
 # %%
-ar_speed = frame[frame.drafter == BASELINE][["model", "temperature", "question_id", "speed"]]
-per_question = frame[frame.drafter != BASELINE].merge(
-    ar_speed, on=["model", "temperature", "question_id"], suffixes=("", "_ar")
-)
-per_question["speedup"] = per_question.speed / per_question.speed_ar
+per_question = question_speedups(frame)
 display(
     per_question.pivot_table(
         index=["model", "temperature", "category", "question_id"], columns="drafter", values="speedup"
@@ -124,18 +122,28 @@ display(
 
 
 # %%
-def per_question_figure(part: pd.DataFrame) -> Figure:
+def per_question_figure(part: pd.DataFrame, bands: pd.DataFrame) -> Figure:
     """One point per question and method, methods side by side within each category."""
     methods = [d for d in ordered_drafters(part.drafter) if d != BASELINE]
     categories = ordered_categories(part.category)
     colors = drafter_colors(part.drafter)
     fig = Figure(figsize=(figures.PAGE_WIDTH, 2.4), layout="constrained")
     ax = fig.subplots()
-    offsets, _ = figures.bar_offsets(len(methods))
+    offsets, width = figures.bar_offsets(len(methods))
     for offset, method in zip(offsets, methods):
         rows = part[part.drafter == method]
         x = np.array([categories.index(c) for c in rows.category]) + offset
-        ax.scatter(x, rows.speedup, s=12, color=colors[method], label=drafter_label(method))
+        errors = figures._errors(rows.speedup, rows.speedup_lo, rows.speedup_hi)
+        ax.errorbar(x, rows.speedup, yerr=errors, fmt="none", **figures.ERROR_STYLE)
+        ax.scatter(x, rows.speedup, s=12, color=colors[method], label=drafter_label(method), zorder=3)
+        band = bands[bands.drafter == method].set_index("category")
+        for category in categories:
+            if category in band.index:
+                center = categories.index(category) + offset
+                low, high = band.at[category, "speedup_lo"], band.at[category, "speedup_hi"]
+                ax.fill_between(
+                    [center - width / 2, center + width / 2], low, high, color=colors[method], alpha=0.2
+                )
     ax.axhline(1.0, color="0.35", linestyle="--", linewidth=0.8)
     ax.set_xticks(range(len(categories)), [category_label(c) for c in categories])
     ax.set_ylabel(figures.SPEEDUP_LABEL)
@@ -146,7 +154,8 @@ def per_question_figure(part: pd.DataFrame) -> Figure:
 with matplotlib.rc_context(figures.STYLE):
     for (model, temperature), part in per_question.groupby(["model", "temperature"]):
         print(f"{model}, {temperature_text(temperature)}")
-        display(per_question_figure(part))
+        bands = summary[(summary.model == model) & (summary.temperature == temperature)]
+        display(per_question_figure(part, bands))
 
 # %% [markdown]
 # ## Accepted lengths

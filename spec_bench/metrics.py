@@ -24,6 +24,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
@@ -190,6 +191,59 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def question_speedups(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each question's speedup per run, with a 95% interval over its repeats (a point when it
+    was decoded once): the spread a category's mean averages away."""
+    rows = []
+    for (bench, model, drafter, temperature), run in frame.groupby(
+        ["bench", "model", "drafter", "temperature"]
+    ):
+        if drafter == BASELINE:
+            continue
+        paired = bool(run.ar_speed.notna().all())
+        ar_run = frame[
+            (frame.bench == bench)
+            & (frame.model == model)
+            & (frame.drafter == BASELINE)
+            & (frame.temperature == temperature)
+        ]
+        ar_mean = ar_run.groupby("question_id").speed.mean()
+        for question_id, records in run.groupby("question_id"):
+            if paired:
+                estimate = ratio_of_means(records.speed.to_numpy(), records.ar_speed.to_numpy())
+            elif question_id in ar_mean.index:
+                estimate = ratio_of_means(
+                    records.speed.to_numpy(), np.full(len(records), ar_mean[question_id])
+                )
+            else:
+                continue
+            rows.append(
+                {
+                    "model": model,
+                    "drafter": drafter,
+                    "temperature": temperature,
+                    "category": records.category.iloc[0],
+                    "question_id": question_id,
+                    "repeats": len(records),
+                    "speedup": estimate.value,
+                    "speedup_lo": estimate.low,
+                    "speedup_hi": estimate.high,
+                }
+            )
+    columns = [
+        "model",
+        "drafter",
+        "temperature",
+        "category",
+        "question_id",
+        "repeats",
+        "speedup",
+        "speedup_lo",
+        "speedup_hi",
+    ]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _ordered_categories(categories: pd.Series) -> list[str]:

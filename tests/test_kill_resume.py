@@ -20,7 +20,13 @@ QUESTIONS = [
     (401, "math_reasoning", "Tom has 3 apples and buys 4 more. How many apples does he have?"),
 ]
 # Three one-turn questions, 16 tokens each: small enough to decode three times.
-TINY = ("drafter=ar", "bench.max_new_tokens=16", "engine.warmup_tokens=0", "wandb.mode=disabled")
+TINY = (
+    "drafter=ar",
+    "bench.max_new_tokens=16",
+    "engine.warmup_tokens=0",
+    "wandb.mode=disabled",
+    "model.dtype=float32",
+)
 
 
 def test_kill_9_then_rerun_equals_an_uninterrupted_run(target, data_dir, tmp_path):

@@ -41,5 +41,5 @@ def test_notebook_runs_on_smoke_output(smoke_runs, tmp_path, monkeypatch):
     images = sum("image/png" in output.get("data", {}) for output in outputs)
     # speedup_by_category, mat_by_drafter, speedup_vs_mat, per-question, accepted lengths
     assert images == 5
-    assert "note: hd_sources: skipped" in text and "note: speedup_t0_vs_t1: skipped" in text
+    assert "note: source_shares: skipped" in text and "note: speedup_t0_vs_t1: skipped" in text
     assert not (root / "report").exists()

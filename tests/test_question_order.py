@@ -63,3 +63,29 @@ def test_shuffling_the_questions_changes_no_questions_decoding(target, data_dir,
     budgets = [b for turns in natural.values() for _, chosen_budgets, _ in turns for b in chosen_budgets]
     lengths = [n for turns in natural.values() for _, _, accepted in turns for n in accepted]
     assert max(budgets) > 0 and max(lengths) > 1  # it drafted, at budgets the policy chose
+
+
+def test_token_recycling_keeps_its_matrix_across_questions_and_repeats_in_the_same_order(
+    target, data_dir, tmp_path
+):
+    """TR's matrix lives for the whole run, as in TR: two runs of the same questions in the same
+    order draft the same, step for step (and the tokens are AR's either way)."""
+    runs = []
+    for name in ("first", "second"):
+        cfg = compose_config(
+            "drafter=token_recycling",
+            "engine.budget=16",
+            "bench=smoke",
+            "bench.max_new_tokens=16",
+            "bench.timing=separate",
+            "engine.check_ar_match=false",
+            "engine.warmup_tokens=4",
+            "wandb.mode=disabled",
+            f"out_dir={tmp_path / name}",
+            f"data_dir={data_dir}",
+            f"cache_dir={CACHE_DIR}",
+        )
+        records = read_records(Runner(cfg, target=target).run().answers)
+        runs.append([(r["question_id"], [t["accept_lengths"] for t in r["turns"]]) for r in records])
+    assert runs[0] == runs[1]
+    assert max(n for _, turns in runs[0] for lengths in turns for n in lengths) > 1

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from spec_bench.errors import HarnessError
-from spec_bench.report import load_root, tables, write_report
+from spec_bench.report import load_root, sections, write_report
 from spec_bench.report.__main__ import main as report_main
 from spec_bench.report.shards import read_run
 from spec_bench.report.tables import best_cells
@@ -16,7 +16,7 @@ from spec_bench.report.wandb_compare import main as compare_main
 
 from .fake_runs import CPU, QUESTIONS, paper_like_root, record, write_questions, write_run
 
-FIGURES = ("speedup_by_category", "mat_by_drafter", "speedup_t0_vs_t1", "speedup_vs_mat", "hd_sources")
+FIGURES = ("speedup_by_category", "mat_by_drafter", "speedup_t0_vs_t1", "speedup_vs_mat", "source_shares")
 
 
 def test_full_report_writes_tables_and_figures(tmp_path):
@@ -24,7 +24,7 @@ def test_full_report_writes_tables_and_figures(tmp_path):
     names = {path.name for path in report.files}
     for name in FIGURES:
         assert {f"{name}.png", f"{name}.pdf"} <= names
-    assert {"summary.csv", "time_split.csv", "tables.md", "tables.tex", "hd_sources.csv"} <= names
+    assert {"summary.csv", "time_split.csv", "tables.md", "tables.tex", "source_shares.csv"} <= names
     assert all(path.stat().st_size > 0 for path in report.files)
 
     markdown = (tmp_path / "report" / "tables.md").read_text()
@@ -80,7 +80,7 @@ def test_hd_fixes_get_their_own_table(tmp_path):
         write_run(root, name, records)
     markdown = write_report(root).markdown
     section = markdown[
-        markdown.index("## HD: the official behaviour") : markdown.index("## Where the time goes")
+        markdown.index("## HD: the official behaviour") : markdown.index("## Greedy checks")
     ]
     assert "| HD | 1.80 [1.80, 1.80] |" in section and "| HD +dedup | 1.90 [1.90, 1.90] |" in section
     assert "| HD fixed | **2.00 [2.00, 2.00]** |" in section and "PLD" not in section
@@ -116,8 +116,8 @@ def test_cli_prints_tables_and_notes_a_missing_source_figure(tmp_path, capsys):
     assert report_main([str(root), "--wandb", "disabled"]) == 0
     out = capsys.readouterr().out
     assert "| HD | **1.80 [1.80, 1.80]** |" in out and "Mean accepted tokens (MAT)" in out
-    assert "note: hd_sources: skipped, no per-source labels" in out
-    assert not (root / "report" / "hd_sources.png").exists()
+    assert "note: source_shares: skipped, no run drafted from several labelled sources" in out
+    assert not (root / "report" / "source_shares.png").exists()
     assert (root / "report" / "speedup_by_category.png").exists()
 
 
@@ -197,7 +197,7 @@ def test_hd_source_shares_prefer_a_per_question_field(tmp_path):
     labelled = record(81, 10.0, [3, 3], sources={"W": 4, "bonus": 2})
     labelled["accepted_by_source"] = {"W": 1, "S": 1, "L": 2, "bonus": 2}
     write_run(tmp_path, "hd", [labelled, record(161, 10.0, [2], sources={"S": 1, "bonus": 1})])
-    shares = tables.source_shares(load_root(tmp_path).frame).set_index("category")
+    shares = sections.source_shares(load_root(tmp_path).frame).set_index("category")
     assert shares.loc["mt_bench", ["W", "S", "L"]].tolist() == [0.25, 0.25, 0.5]
     assert shares.loc["overall", ["W", "S", "L"]].tolist() == [0.2, 0.4, 0.4]
     assert shares.loc["overall", "drafted_tokens"] == 5

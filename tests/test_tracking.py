@@ -74,7 +74,7 @@ def test_report_command_logs_its_artefacts_offline(tmp_path, capsys):
         "mat_by_drafter",
         "speedup_t0_vs_t1",
         "speedup_vs_mat",
-        "hd_sources",
+        "source_shares",
     }
     kinds = [r.WhichOneof("record_type") for r in wandb_log.records(log)]
     assert "artifact" in kinds

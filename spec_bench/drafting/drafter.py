@@ -8,8 +8,10 @@ and a window, HD has W, S and L and a window; any other list is a hierarchy of o
 A step: the window's share of the budget is set aside first (see ``window_room``), then
 each source in ``order`` is asked for drafts while room is left, highest locality first; a
 lower source is only asked when the higher ones left room (and, with ``max_drafts``, fewer
-drafts than that). Each draft node is labelled with its source, so records count the
-accepted tokens per source. ``dedup`` skips a draft already in the trie; without it (the
+drafts than that; ``capped`` names the sources counted against it, all by default). Each
+draft node is labelled with its source, so records count the accepted tokens per source.
+``max_nodes`` caps what one source may take (a hierarchy of our own can keep room for the
+sources after it). ``dedup`` skips a draft already in the trie; without it (the
 official HD code) a repeated draft still uses up one of the ``max_drafts``, although the
 shared verifier merges identical prefixes, so it costs no extra node. Last, the window takes
 whatever room is left, in whole columns.
@@ -37,6 +39,8 @@ class SourceDrafter:
         dedup: bool = True,
         window: JacobiWindow | None = None,
         max_accepted: int | None = None,
+        max_nodes: Mapping[str, int] | None = None,
+        capped: list[str] | None = None,
     ) -> None:
         order = list(sources) if order is None else [str(label) for label in order]
         unknown = [label for label in order if label not in sources]
@@ -59,6 +63,11 @@ class SourceDrafter:
         self.dedup = dedup
         self.window = window
         self.max_accepted = max_accepted
+        self.max_nodes = dict(max_nodes or {})
+        unknown_caps = sorted(set(self.max_nodes) - set(sources))
+        if unknown_caps:
+            raise HarnessError(f"drafter.max_nodes names no source: {', '.join(unknown_caps)}")
+        self.capped = set(order if capped is None else capped)
         self.seed = 0
         self.topk = max((getattr(source, "topk", 0) for source in self.sources.values()), default=0)
 
@@ -104,16 +113,18 @@ class SourceDrafter:
         room = budget - self.window_room(budget)
         drafts = 0
         for label in self.order:
-            if len(proposal) >= room or (self.max_drafts is not None and drafts >= self.max_drafts):
-                break
-            for path in self.sources[label].lookup(context, room - len(proposal)):
-                if self.max_drafts is not None and drafts >= self.max_drafts:
+            counted = label in self.capped and self.max_drafts is not None
+            if len(proposal) >= room or (counted and drafts >= self.max_drafts):
+                continue
+            cap = min(room, len(proposal) + self.max_nodes.get(label, room))
+            for path in self.sources[label].lookup(context, cap - len(proposal)):
+                if counted and drafts >= self.max_drafts:
                     break
                 if not path or (self.dedup and proposal.contains(path)):
                     continue
-                if proposal.add_path(path, label, room) == 0 and not proposal.contains(path):
-                    break  # the drafts' share is full
-                drafts += 1
+                if proposal.add_path(path, label, cap) == 0 and not proposal.contains(path):
+                    break  # this source's share is full
+                drafts += counted
         if self.window is not None:
             self.window.add_to(proposal, self.window.columns_fitting(budget - len(proposal)))
         return proposal

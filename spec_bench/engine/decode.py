@@ -202,7 +202,7 @@ class Engine:
         self.budget.record(budget, len(proposal), len(accepted))
         result.proposed.append(len(proposal))
         clock.charge("bookkeeping")
-        return StepResult(tokens, sources, proposal, acceptance.branch_predictions, topk)
+        return StepResult(tokens, sources, proposal, acceptance.branch_predictions, topk, root=context[-1])
 
 
 def _stop_early(

@@ -89,9 +89,11 @@ class StepResult:
     followed by the bonus token (cut short at EOS or the token limit). ``sources`` labels
     each of them (``"bonus"`` for the token the model produced itself).
 
-    ``topk`` holds, for the root and then every draft node in proposal order, the ids of
-    the target's ``k`` most likely next tokens there, best first, when the drafter asked
-    for them (its ``topk`` attribute; ``None`` otherwise, and at the prefill step).
+    ``root`` is the token the verified tree hung below (the last token before the step;
+    ``None`` at the prefill). ``topk`` holds, for the root and then every draft node in
+    proposal order, the ids of the target's ``k`` most likely next tokens there, best first,
+    when the drafter asked for them (its ``topk`` attribute; ``None`` otherwise, and at the
+    prefill step).
     """
 
     tokens: list[int]
@@ -99,6 +101,7 @@ class StepResult:
     proposal: Proposal
     branch_predictions: list[int] = field(default_factory=list)
     topk: list[list[int]] | None = None
+    root: int | None = None
 
     @property
     def n_accepted_drafts(self) -> int:

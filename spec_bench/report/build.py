@@ -15,7 +15,7 @@ import pandas as pd
 from spec_bench.errors import HarnessError
 from spec_bench.files import replaced_atomically, write_text_atomic
 from spec_bench.metrics import find_runs, load_questions_frame, summarize
-from spec_bench.report import figures, machines, tables
+from spec_bench.report import figures, machines, sections, tables
 from spec_bench.report.shards import profile_question_ids, read_run, shard_files
 
 
@@ -81,33 +81,33 @@ def _incomplete(folder: Path, frame: pd.DataFrame) -> str | None:
 
 
 def markdown(runs: RunsRoot, split: pd.DataFrame, shares: pd.DataFrame) -> str:
-    parts = [tables.header_markdown(runs.summary, runs.machines, runs.corpora)]
+    parts = [sections.header_markdown(runs.summary, runs.machines, runs.corpora)]
     if runs.warning:
         parts.append(f"> **{runs.warning}**\n")
-    if defect := tables.defect_line(runs.summary):
+    if defect := sections.defect_line(runs.summary):
         parts.append(f"> **{defect}**\n")
     parts.append(tables.paper_markdown(runs.summary))
     if fixes := tables.hd_fixes_markdown(runs.summary):
         parts.append(fixes)
-    if checks := tables.greedy_checks_markdown(runs.summary):
+    if checks := sections.greedy_checks_markdown(runs.summary):
         parts.append(checks)
-    parts.append(tables.time_split_markdown(split))
+    parts.append(sections.time_split_markdown(split))
     if not shares.empty:
-        parts.append(tables.source_shares_markdown(shares))
-    parts.append(tables.environment_markdown(runs.machines, runs.warning))
+        parts.append(sections.source_shares_markdown(shares))
+    parts.append(sections.environment_markdown(runs.machines, runs.warning))
     return "\n".join(parts)
 
 
 def latex(runs: RunsRoot, split: pd.DataFrame) -> str:
-    return tables.paper_latex(runs.summary) + "\n" + tables.time_split_latex(split)
+    return tables.paper_latex(runs.summary) + "\n" + sections.time_split_latex(split)
 
 
 def write_report(root: Path) -> Report:
     runs = load_root(root)
     folder = Path(root) / "report"
     folder.mkdir(parents=True, exist_ok=True)
-    split = tables.time_split(runs.frame)
-    shares = tables.source_shares(runs.frame)
+    split = sections.time_split(runs.frame)
+    shares = sections.source_shares(runs.frame)
     text = markdown(runs, split, shares)
     files = [
         write_csv(runs.summary, folder / "summary.csv"),
@@ -116,12 +116,12 @@ def write_report(root: Path) -> Report:
         write_text_atomic(folder / "tables.tex", latex(runs, split)),
     ]
     if not shares.empty:
-        files.append(write_csv(shares, folder / "hd_sources.csv"))
+        files.append(write_csv(shares, folder / "source_shares.csv"))
     built, figure_notes = figures.build_figures(runs.summary, shares)
     files += figures.save_figures(built, folder)
     notes = runs.notes + figure_notes
     return Report(
-        folder, runs.summary, split, text, files, notes, runs.warning, tables.defect_line(runs.summary)
+        folder, runs.summary, split, text, files, notes, runs.warning, sections.defect_line(runs.summary)
     )
 
 

@@ -18,15 +18,21 @@ from matplotlib.lines import Line2D
 
 from spec_bench.metrics import BASELINE
 from spec_bench.report.labels import (
-    SOURCE_LABELS,
+    SOURCE_COLORS,
+    SPARE_COLORS,
+    budget_rank,
     category_label,
     drafter_colors,
     drafter_label,
+    is_beyond_the_paper,
     ordered_categories,
     ordered_drafters,
+    source_label,
     temperature_text,
 )
-from spec_bench.report.tables import SOURCES, metric_grid
+from spec_bench.report.sections import share_columns
+from spec_bench.report.tables import metric_grid
+from spec_bench.run_names import NO_BUDGET
 
 COLUMN_WIDTH = 3.3
 PAGE_WIDTH = 7.0
@@ -45,7 +51,6 @@ STYLE = {
 }
 TEMPERATURE_COLORS = ("#4c72b0", "#dd8452", "#55a868", "#8172b3")
 TEMPERATURE_MARKERS = ("o", "^", "s", "D")
-SOURCE_COLORS = {"W": "#4c72b0", "S": "#55a868", "L": "#c44e52"}
 SPEEDUP_LABEL = "Speedup over AR (×)"
 
 
@@ -53,6 +58,16 @@ def _methods(summary: pd.DataFrame) -> list[str]:
     """The runs the comparison figures show: every method but AR and the knob sweeps."""
     compared = summary[summary.knobs == "{}"] if "knobs" in summary else summary
     return [d for d in ordered_drafters(compared.drafter) if d != BASELINE]
+
+
+def _errors(values, low, high) -> np.ndarray | None:
+    """Error bar lengths below and above each value (none where the interval is missing)."""
+    values, low, high = (np.asarray(a, dtype=float) for a in (values, low, high))
+    below, above = np.nan_to_num(values - low), np.nan_to_num(high - values)
+    return np.clip(np.vstack([below, above]), 0, None)
+
+
+ERROR_STYLE = {"elinewidth": 0.6, "capsize": 1.5, "ecolor": "0.2"}
 
 
 def _ar_line(ax, label: str | None = "AR") -> None:
@@ -83,10 +98,24 @@ def speedup_by_category(summary: pd.DataFrame) -> Figure | None:
     x = np.arange(len(categories))
     offsets, bar = bar_offsets(len(methods))
     for ax, temperature in zip(axes, temperatures):
-        grid = metric_grid(summary[summary.temperature == temperature], "speedup")
+        at_t = summary[summary.temperature == temperature]
+        grid, low, high = (metric_grid(at_t, column) for column in ("speedup", "speedup_lo", "speedup_hi"))
         for offset, method in zip(offsets, methods):
-            values = grid.loc[method].reindex(categories) if method in grid.index else np.full(len(x), np.nan)
-            ax.bar(x + offset, values, bar, color=colors[method], label=drafter_label(method))
+            if method not in grid.index:
+                continue
+            values = grid.loc[method].reindex(categories)
+            errors = _errors(
+                values, low.loc[method].reindex(categories), high.loc[method].reindex(categories)
+            )
+            ax.bar(
+                x + offset,
+                values,
+                bar,
+                color=colors[method],
+                label=drafter_label(method),
+                yerr=errors,
+                error_kw=ERROR_STYLE,
+            )
         _ar_line(ax)
         _set_overall_apart(ax, categories)
         ax.set_ylabel(SPEEDUP_LABEL)
@@ -108,13 +137,15 @@ def _overall_by_temperature(summary: pd.DataFrame, metric: str, ylabel: str) -> 
     x = np.arange(len(methods))
     offsets, bar = bar_offsets(len(temperatures))
     for i, (offset, temperature) in enumerate(zip(offsets, temperatures)):
-        rows = overall[overall.temperature == temperature].set_index("drafter")[metric]
+        rows = overall[overall.temperature == temperature].set_index("drafter").reindex(methods)
         ax.bar(
             x + offset,
-            rows.reindex(methods),
+            rows[metric],
             bar,
             color=TEMPERATURE_COLORS[i % len(TEMPERATURE_COLORS)],
             label=temperature_text(temperature),
+            yerr=_errors(rows[metric], rows[f"{metric}_lo"], rows[f"{metric}_hi"]),
+            error_kw=ERROR_STYLE,
         )
     _ar_line(ax)
     # Past four names, upright labels collide at column width.
@@ -155,8 +186,23 @@ def speedup_vs_mat(summary: pd.DataFrame) -> Figure | None:
             ax.scatter(
                 per_category.mat, per_category.speedup, s=10, marker=marker, color=colors[method], alpha=0.35
             )
+            ax.errorbar(
+                overall.mat,
+                overall.speedup,
+                xerr=_errors(overall.mat, overall.mat_lo, overall.mat_hi),
+                yerr=_errors(overall.speedup, overall.speedup_lo, overall.speedup_hi),
+                fmt="none",
+                **ERROR_STYLE,
+                zorder=1,
+            )
             ax.scatter(
-                overall.mat, overall.speedup, s=40, marker=marker, color=colors[method], edgecolors="black"
+                overall.mat,
+                overall.speedup,
+                s=40,
+                marker=marker,
+                color=colors[method],
+                edgecolors="black",
+                zorder=2,
             )
     _ar_line(ax, label=None)
     ax.set_xlabel("MAT (tokens per step)")
@@ -199,22 +245,25 @@ def speedup_vs_mat(summary: pd.DataFrame) -> Figure | None:
 
 
 def source_shares_figure(shares: pd.DataFrame) -> Figure | None:
-    """Stacked bars: each HD database's share of accepted draft tokens per category, a
-    panel per HD run and temperature."""
+    """Stacked bars: each source's share of a hierarchy's accepted draft tokens per category,
+    a panel per hierarchy run and temperature."""
     if shares.empty:
         return None
+    sources = share_columns(shares)
     panels = list(shares.groupby(["drafter", "temperature"], sort=False))
     panels.sort(key=lambda item: (ordered_drafters(shares.drafter).index(item[0][0]), item[0][1]))
     fig = Figure(figsize=(PAGE_WIDTH, 0.5 + 1.5 * len(panels)), layout="constrained")
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
     categories = ordered_categories(shares.category)
     x = np.arange(len(categories))
+    spare = iter(SPARE_COLORS * 4)
+    colors = {source: SOURCE_COLORS.get(source) or next(spare) for source in sources}
     for ax, ((drafter, temperature), part) in zip(axes, panels):
         part = part.set_index("category").reindex(categories)
         bottom = np.zeros(len(categories))
-        for source in SOURCES:
+        for source in sources:
             share = 100 * part[source].fillna(0.0).to_numpy()
-            ax.bar(x, share, 0.6, bottom=bottom, color=SOURCE_COLORS[source], label=SOURCE_LABELS[source])
+            ax.bar(x, share, 0.6, bottom=bottom, color=colors[source], label=source_label(source))
             bottom += share
         _set_overall_apart(ax, categories)
         ax.set_ylim(0, 100)
@@ -229,48 +278,40 @@ def source_shares_figure(shares: pd.DataFrame) -> Figure | None:
 def knob_figures(summary: pd.DataFrame) -> dict[str, Figure]:
     """Per knob sweep (runs of one conf/experiment/, the same knobs) and temperature: overall
     speedup (top) and MAT (bottom) against each knob, a line per setting of the others."""
-    swept = (
-        summary[(summary.knobs != "{}") & (summary.category == "overall")]
-        if "knobs" in summary
-        else summary[:0]
-    )
-    figures = {}
+    if "knobs" not in summary:
+        return {}
+    swept = summary[(summary.knobs != "{}") & (summary.category == "overall")]
     rows = swept.assign(_knobs=swept.knobs.map(json.loads))
-    keysets = {tuple(sorted(knobs)) for knobs in rows._knobs}
-    for keys in sorted(keysets):
+    figures = {}
+    for keys in sorted({tuple(sorted(knobs)) for knobs in rows._knobs}):
         part = rows[rows._knobs.map(lambda knobs, keys=keys: tuple(sorted(knobs)) == keys)]
         for temperature in sorted(part.temperature.unique()):
-            at_t = part[part.temperature == temperature]
-            fig = Figure(figsize=(PAGE_WIDTH, 3.2), layout="constrained")
-            axes = fig.subplots(2, len(keys), squeeze=False)
-            for column, knob in enumerate(keys):
-                others = [k for k in keys if k != knob]
-                groups = at_t.groupby(
-                    at_t._knobs.map(lambda knobs, others=others: str([knobs[k] for k in others]))
-                )
-                for label, group in groups:
-                    group = group.assign(_x=group._knobs.map(lambda knobs, knob=knob: knobs[knob]))
-                    group = group.sort_values("_x", key=lambda values: values.map(_sortable))
-                    for row, metric in enumerate(("speedup", "mat")):
-                        ax = axes[row, column]
-                        x = [str(value) for value in group._x]
-                        ax.plot(
-                            x,
-                            group[metric],
-                            marker="o",
-                            linewidth=0.8,
-                            label=f"{', '.join(others)} = {label}",
-                        )
-                axes[0, column].set_title(knob, loc="left")
-                axes[1, column].set_xlabel(knob)
-            axes[0, 0].set_ylabel(SPEEDUP_LABEL)
-            axes[1, 0].set_ylabel("MAT")
-            for ax in axes[0]:
-                _ar_line(ax, None)
-            name = "knobs_" + "_".join(keys).lower() + f"_t{temperature:g}"
+            fig = knob_figure(part[part.temperature == temperature], keys)
             fig.suptitle(f"{temperature_text(temperature)}: overall, by knob", x=0.01, ha="left")
-            figures[name] = fig
+            figures["knobs_" + "_".join(keys).lower() + f"_t{temperature:g}"] = fig
     return figures
+
+
+def knob_figure(part: pd.DataFrame, keys: tuple[str, ...]) -> Figure:
+    fig = Figure(figsize=(PAGE_WIDTH, 3.2), layout="constrained")
+    axes = fig.subplots(2, len(keys), squeeze=False)
+    for column, knob in enumerate(keys):
+        others = [k for k in keys if k != knob]
+        setting = part._knobs.map(lambda knobs, others=others: ", ".join(f"{k}={knobs[k]}" for k in others))
+        for label, group in part.groupby(setting):
+            group = group.assign(_x=group._knobs.map(lambda knobs, knob=knob: knobs[knob]))
+            group = group.sort_values("_x", key=lambda values: values.map(_sortable))
+            x = [str(value) for value in group._x]
+            for row, metric in enumerate(("speedup", "mat")):
+                axes[row, column].plot(x, group[metric], marker="o", linewidth=0.8, label=label or None)
+        axes[0, column].set_title(knob, loc="left")
+        axes[1, column].set_xlabel(knob)
+        if others:
+            axes[0, column].legend(frameon=False, fontsize=6, loc="best")
+        _ar_line(axes[0, column], None)
+    axes[0, 0].set_ylabel(SPEEDUP_LABEL)
+    axes[1, 0].set_ylabel("MAT")
+    return fig
 
 
 def _sortable(value):
@@ -278,18 +319,32 @@ def _sortable(value):
     return (0, float(value), "") if isinstance(value, int | float) else (1, 0.0, str(value))
 
 
-FIGURES: dict[str, tuple[Callable[..., Figure | None], str, str]] = {
-    # name: (builder, input, why it can be missing)
-    "speedup_by_category": (speedup_by_category, "summary", "no method besides AR"),
-    "mat_by_drafter": (mat_by_drafter, "summary", "no method besides AR"),
-    "speedup_t0_vs_t1": (speedup_by_temperature, "summary", "fewer than two temperatures"),
-    "speedup_vs_mat": (speedup_vs_mat, "summary", "no method besides AR"),
-    "hd_sources": (
-        source_shares_figure,
-        "shares",
-        "no per-source labels (accepted_by_source with W/S/L) in these runs",
-    ),
+# name: (builder, why it can be missing); each is drawn per budget mode and group of methods.
+COMPARISONS: dict[str, tuple[Callable[[pd.DataFrame], Figure | None], str]] = {
+    "speedup_by_category": (speedup_by_category, "no method besides AR"),
+    "mat_by_drafter": (mat_by_drafter, "no method besides AR"),
+    "speedup_t0_vs_t1": (speedup_by_temperature, "fewer than two temperatures"),
+    "speedup_vs_mat": (speedup_vs_mat, "no method besides AR"),
 }
+SOURCE_FIGURE = "source_shares"
+
+
+def comparison_groups(summary: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(name suffix, runs) per budget mode and group: the published methods with our variants
+    and ablations (no suffix at the paper's budgets), and the drafters beyond the paper
+    beside HD (``_beyond``), AR in each."""
+    groups = []
+    ar = summary[summary.drafter == BASELINE]
+    budgets = sorted(set(summary.budget) - {NO_BUDGET}, key=budget_rank)
+    for budget in budgets:
+        at_budget = summary[summary.budget == budget]
+        beyond = at_budget.drafter.map(is_beyond_the_paper)
+        tag = "" if budget == "paper" else f"_{budget}"
+        groups.append((tag, pd.concat([ar, at_budget[~beyond]])))
+        if beyond.any():
+            reference = at_budget[at_budget.method == "hd"]
+            groups.append((f"{tag}_beyond", pd.concat([ar, reference, at_budget[beyond]])))
+    return groups or [("", summary)]
 
 
 def build_figures(summary: pd.DataFrame, shares: pd.DataFrame) -> tuple[dict[str, Figure], list[str]]:
@@ -300,14 +355,22 @@ def build_figures(summary: pd.DataFrame, shares: pd.DataFrame) -> tuple[dict[str
     with matplotlib.rc_context(STYLE):
         for model in models:
             suffix = f"_{model}" if len(models) > 1 else ""
-            inputs = {"summary": summary[summary.model == model], "shares": shares[shares.model == model]}
-            for name, (build, source, missing) in FIGURES.items():
-                figure = build(inputs[source])
-                if figure is None:
-                    notes.append(f"{name}{suffix}: skipped, {missing}")
-                else:
-                    figures[name + suffix] = figure
-            for name, figure in knob_figures(inputs["summary"]).items():
+            of_model = summary[summary.model == model]
+            for tag, runs in comparison_groups(of_model):
+                for name, (build, missing) in COMPARISONS.items():
+                    figure = build(runs)
+                    if figure is None:
+                        notes.append(f"{name}{tag}{suffix}: skipped, {missing}")
+                    else:
+                        figures[name + tag + suffix] = figure
+            figure = source_shares_figure(shares[shares.model == model])
+            if figure is None:
+                notes.append(
+                    f"{SOURCE_FIGURE}{suffix}: skipped, no run drafted from several labelled sources"
+                )
+            else:
+                figures[SOURCE_FIGURE + suffix] = figure
+            for name, figure in knob_figures(of_model).items():
                 figures[name + suffix] = figure
     return figures, notes
 

@@ -29,7 +29,15 @@ DRAFTER_LABELS = {
     "lookahead_fixed": "Lookahead fixed",
     "hd": "HD",
     "hd_fixed": "HD fixed",
+    # Beyond the paper: drafters published since, and hierarchies of our own.
+    "token_recycling": "TR",
+    "suffix": "Suffix",
+    "suffix_tr": "Suffix+TR",
+    "hd_tr": "HD+TR",
+    "hd_suffix": "HD+Suffix",
+    "hd_suffix_tr": "HD+Suffix+TR",
 }
+BEYOND_THE_PAPER = ("token_recycling", "suffix", "suffix_tr", "hd_tr", "hd_suffix", "hd_suffix_tr")
 # Fixed per drafter so a method keeps its colour from one figure to the next.
 DRAFTER_COLORS = {
     "ar": "#7f7f7f",
@@ -41,10 +49,24 @@ DRAFTER_COLORS = {
     "lookahead_fixed": "#74c476",
     "hd": "#d62728",
     "hd_fixed": "#fc9272",
+    "token_recycling": "#9467bd",
+    "suffix": "#8c564b",
+    "suffix_tr": "#e377c2",
+    "hd_tr": "#17becf",
+    "hd_suffix": "#bcbd22",
+    "hd_suffix_tr": "#393b79",
 }
 BUDGET_BLOCKS = {"paper": "Published budgets (paper)", "auto": "Automatic budget (auto)"}
-SPARE_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
-SOURCE_LABELS = {"W": "W (context)", "S": "S (model)", "L": "L (statistics)"}
+SPARE_COLORS = ("#637939", "#8c6d31", "#843c39", "#7b4173", "#5254a3")
+# Draft sources in order of locality (a hierarchy's own order), with their names.
+SOURCE_LABELS = {
+    "W": "W (context)",
+    "suffix": "Suffix tree",
+    "S": "S (model)",
+    "L": "L (statistics)",
+    "TR": "TR (recycled top-k)",
+}
+SOURCE_COLORS = {"W": "#4c72b0", "suffix": "#8c564b", "S": "#55a868", "L": "#c44e52", "TR": "#9467bd"}
 
 
 def category_label(category: str) -> str:
@@ -58,6 +80,19 @@ def method_label(method: str) -> str:
     if method.startswith("hd+") and method[3:]:
         return f"HD +{method[3:]}"
     return DRAFTER_LABELS.get(method, method)
+
+
+def source_label(source: str) -> str:
+    return SOURCE_LABELS.get(source, source)
+
+
+def ordered_sources(sources) -> list[str]:
+    present = set(sources)
+    return [s for s in SOURCE_LABELS if s in present] + sorted(present - set(SOURCE_LABELS))
+
+
+def is_beyond_the_paper(drafter: str) -> bool:
+    return split_run_label(drafter)[0] in BEYOND_THE_PAPER
 
 
 def drafter_label(drafter: str) -> str:

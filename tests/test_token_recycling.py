@@ -1,0 +1,80 @@
+"""Token Recycling on hand-made matrices (no model). The expected drafts follow Spec-Bench's
+``model/recycling`` (``prepare_data_input_ids``, and the update in
+``inference_recycling.py``), read line by line: a node's token is the matrix row of its
+parent's token at the node's rank, filled breadth-first; each verified node's token gets the
+target's top-k there as its new row."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from baselines.token_recycling import TokenRecycling
+from spec_bench.engine.proposal import ROOT, Proposal, StepResult
+
+from .conftest import drafter_from_config
+from .distribution import assert_lossless
+
+# k = 2, nodes (parent, rank): 1 (root, 0), 2 (root, 1), 3 (1, 0), 4 (1, 1), 5 (2, 0), 6 (3, 0).
+TEMPLATE = [[0], [1], [0, 0], [0, 1], [1, 0], [0, 0, 0]]
+
+
+def tr_with(rows: dict[int, list[int]], vocab: int = 6) -> TokenRecycling:
+    source = TokenRecycling(topk=2, template=TEMPLATE, vocab_size=vocab)
+    for token, row in rows.items():
+        source.matrix[token] = row
+    return source
+
+
+def test_the_template_is_filled_breadth_first_from_the_matrix():
+    source = tr_with({1: [2, 3], 2: [4, 5], 3: [2, 1], 4: [5, 2], 5: [1, 0]})
+    # Root 1: 1 -> 2, 3; 2 -> 4, 5; 3 -> 2; 4 -> 5.
+    assert source.lookup([9, 1], room=64) == [[2], [3], [2, 4], [2, 5], [3, 2], [2, 4, 5]]
+    assert source.lookup([9, 1], room=3) == [[2], [3], [2, 4]]  # the budget keeps the first nodes
+    # A token never verified has a zero row: its children are token 0, merged by the trie.
+    assert source.lookup([0], room=64)[:2] == [[0], [0]]
+
+
+def test_every_verified_node_rewrites_its_tokens_row_with_the_targets_top_k():
+    source = tr_with({})
+    proposal = Proposal()
+    proposal.add_path([2, 4], "TR", 64)
+    proposal.add_path([3], "TR", 64)
+    step = StepResult(
+        [2, 4, 5], ["TR", "TR", "bonus"], proposal, topk=[[2, 3], [4, 0], [5, 1], [1, 4]], root=1
+    )
+    source.observe(step, harvested=[])
+    # Root 1, then nodes 2, 4, 3 in proposal order, accepted or not.
+    assert source.matrix[1].tolist() == [2, 3] and source.matrix[2].tolist() == [4, 0]
+    assert source.matrix[4].tolist() == [5, 1] and source.matrix[3].tolist() == [1, 4]
+    source.observe(StepResult([7], ["bonus"], Proposal()), harvested=[])  # the prefill: no top-k
+    assert source.matrix[5].tolist() == [0, 0]
+
+
+def test_published_tr_is_80_nodes_of_8_children_kept_across_requests():
+    drafter = drafter_from_config("token_recycling")
+    source = drafter.sources["TR"]
+    assert drafter.paper_budget == 80 and drafter.topk == 8 and len(source.template) == 80
+    depths = np.bincount([len(path) for path in source.template])[1:].tolist()
+    assert depths == [8, 21, 25, 15, 8, 3]
+    source.matrix = np.zeros((10, 8), dtype=np.int64)
+    source.matrix[3] = np.arange(8)
+    drafter.reset([1, 2, 3])
+    drafter.reset([4, 5, 3])  # a new request keeps the matrix, as TR does
+    proposal = drafter.propose([4, 5, 3], budget=80)
+    assert [t for t, parent in zip(proposal.tokens, proposal.parents) if parent == ROOT] == list(range(8))
+
+
+def test_bad_templates_are_refused():
+    with pytest.raises(ValueError, match="parent before it"):
+        TokenRecycling(topk=2, template=[[0, 0], [0]])
+    with pytest.raises(ValueError, match="ranks below 2"):
+        TokenRecycling(topk=2, template=[[2]])
+
+
+def test_tr_proposals_keep_the_sampling_distribution():
+    source = tr_with({5: [1, 2], 1: [3, 4], 2: [0, 1], 3: [4, 0]})
+    proposal = Proposal()
+    for path in source.lookup([5], room=6):
+        proposal.add_path(path, "TR", 64)
+    assert_lossless(proposal, vocab=6)
