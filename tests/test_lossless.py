@@ -51,7 +51,7 @@ VARIANTS = {
     "hd_fixed": ("hd_fixed", (), "W"),
     "token_recycling": ("token_recycling", (), "TR"),
     "suffix": ("suffix", (), "suffix"),
-    "hd_tr": ("hd_tr", (), "TR"),
+    "hd_tr": ("hd_tr", (), "W"),  # TR only fills what W, S and L leave: often nothing at 32
     "hd_suffix": ("hd_suffix", (), "suffix"),
     "suffix_tr": ("suffix_tr", (), "TR"),
     "rest-draftretriever": ("rest", (*PACKAGE, "run_name=rest-draftretriever"), "rest"),
@@ -136,7 +136,7 @@ def test_bf16_runs_of_every_drafter_have_no_defect(bf16_target, data_dir, tmp_pa
     rates = {}
     paths = (f"out_dir={tmp_path}", f"data_dir={data_dir}", f"cache_dir={CACHE_DIR}")
     # One AR run is every drafter's reference (timing separate: no AR decode per drafter).
-    settings = ("bench=smoke", "bench.max_new_tokens=16", "bench.timing=separate", "engine.warmup_tokens=4")
+    settings = ("bench=smoke", "bench.max_new_tokens=24", "bench.timing=separate", "engine.warmup_tokens=4")
     settings += (*SMALL_MODEL_DB, "model.dtype=bfloat16", "wandb.mode=disabled", *paths)
     Runner(compose_config("drafter=ar", *settings), target=bf16_target).run()
     for name in BF16_DRAFTERS:

@@ -79,9 +79,7 @@ def test_hd_fixes_get_their_own_table(tmp_path):
         records = [record(q, speed * (1 + 0.1 * i), [4, 2, 3, 3]) for i, q in enumerate(QUESTIONS)]
         write_run(root, name, records)
     markdown = write_report(root).markdown
-    section = markdown[
-        markdown.index("## HD: the official behaviour") : markdown.index("## Greedy checks")
-    ]
+    section = markdown[markdown.index("## HD: the official behaviour") : markdown.index("## Greedy checks")]
     assert "| HD | 1.80 [1.80, 1.80] |" in section and "| HD +dedup | 1.90 [1.90, 1.90] |" in section
     assert "| HD fixed | **2.00 [2.00, 2.00]** |" in section and "PLD" not in section
 

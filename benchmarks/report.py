@@ -1,0 +1,207 @@
+"""The benchmark's markdown: one section per part of the run, then the targets the issues
+set, each with its number and whether this run meets it."""
+
+from __future__ import annotations
+
+from benchmarks.timing_modes import spread
+from spec_bench.engine.decode import PHASES
+
+SETTLED_MAT = 1.05  # an automatic run at or below this MAT verified (almost) no draft
+
+
+def header(result: dict) -> list[str]:
+    env = result["environment"]
+    dtypes = ", ".join(
+        f"{name}: {d['dtype']} ({d['kernels']})" for name, d in result["machine"]["dtypes"].items()
+    )
+    return [
+        f"# Engine benchmark, {result['date']}",
+        "",
+        f"`{result['command']}`",
+        "",
+        f"- machine: {env['cpu']}{', ' + env['gpu'] if env['gpu'] else ''}; device {env['device']}, "
+        f"{env['torch_threads']} torch threads; dtypes {dtypes}",
+        "- versions: python "
+        + env["python"]
+        + ", "
+        + ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v),
+        f"- model: {result['model']} ({result['model_source']})",
+        f"- {len(result['prompts'])} prompts ({', '.join(result['prompts'])}), up to "
+        f"{result['max_new_tokens']} new tokens, greedy; variants interleaved, warmed up first",
+        f"- total wall time: {result['total_seconds']:.0f} s",
+    ]
+
+
+def machine_lines(machine: dict) -> list[str]:
+    lines = [
+        "",
+        "## The machine and the cost of a verification forward",
+        "",
+        f"Read bandwidth {machine['read_bytes_per_s'] / 1e9:.1f} GB/s. Lower bound of a forward of n "
+        "tokens: max(weight bytes / bandwidth, 2 x parameters x n / peak matmul rate).",
+    ]
+    for name, d in machine["dtypes"].items():
+        lines += [
+            "",
+            f"**{name}** ({d['dtype']}, kernels {d['kernels']}): "
+            f"{d['weight_bytes'] / 2**20:.0f} MiB of weights, "
+            f"peak matmul {d['peak_flops'] / 1e9:.0f} GFLOP/s.",
+            "",
+            "| tokens verified | ms | × 1 token | lower bound ms | × bound |",
+            "| ---: | ---: | ---: | ---: | ---: |",
+        ]
+        base = d["seconds"][0]
+        for n, seconds, bound in zip(d["sizes"], d["seconds"], d["lower_bound"]):
+            ratios = f"{seconds / base:.2f} | {1000 * bound:.1f} | {seconds / bound:.1f}"
+            lines.append(f"| {n} | {1000 * seconds:.1f} | {ratios} |")
+    return lines
+
+
+def decoding_lines(rows: dict) -> list[str]:
+    lines = [
+        "",
+        "## Decoding: tokens/s on the same prompts",
+        "",
+        "| variant | tokens/s | × our AR | MAT | nodes verified | equal to AR | "
+        "ms/step draft / forward / accept / bookkeeping | budgets chosen |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    for name, row in rows.items():
+        mat = f"{row['mean_accepted_tokens']:.2f}" if "steps" in row else ""
+        verified = f"{row['mean_verified']:.1f}" if "steps" in row else ""
+        phases = " / ".join(f"{row['phase_ms_per_step'][p]:.1f}" for p in PHASES) if "steps" in row else ""
+        budgets = ", ".join(f"{b}: {n}" for b, n in row.get("budgets", {}).items()) if "@auto" in name else ""
+        lines.append(
+            f"| `{name}` | {row['tokens_per_s']:.2f} | {row['speedup_vs_ar']:.3f} | {mat} | {verified} | "
+            f"{row['equal_to_ar']}/{row['prompts']} | {phases} | {budgets} |"
+        )
+    return lines
+
+
+def auto_against_fixed(rows: dict, drafters: list[str]) -> dict[str, dict]:
+    """Per drafter: auto against its best fixed budget, and whether auto settled at MAT 1.00
+    where a fixed budget reaches MAT >= 1.1 at better than 0.9x auto's speed."""
+    table = {}
+    for drafter in drafters:
+        auto = rows.get(f"{drafter}@auto")
+        fixed = {n: r for n, r in rows.items() if n.startswith(f"{drafter}@") and not n.endswith("@auto")}
+        if auto is None or not fixed:
+            continue
+        best = max(fixed, key=lambda n: fixed[n]["tokens_per_s"])
+        working = [
+            n
+            for n, r in fixed.items()
+            if r["mean_accepted_tokens"] >= 1.1 and r["tokens_per_s"] > 0.9 * auto["tokens_per_s"]
+        ]
+        table[drafter] = {
+            "auto_tokens_per_s": auto["tokens_per_s"],
+            "auto_mat": auto["mean_accepted_tokens"],
+            "best_fixed": best,
+            "best_fixed_tokens_per_s": fixed[best]["tokens_per_s"],
+            "auto_over_best_fixed": auto["tokens_per_s"] / fixed[best]["tokens_per_s"],
+            "settled_at_ar_while_a_budget_works": auto["mean_accepted_tokens"] <= SETTLED_MAT
+            and bool(working),
+            "working_fixed": working,
+        }
+    return table
+
+
+def auto_lines(table: dict) -> list[str]:
+    lines = [
+        "",
+        "## The automatic budget against each drafter's best fixed budget",
+        "",
+        "| drafter | auto tokens/s | auto MAT | best fixed | its tokens/s | auto / best fixed | "
+        "auto at MAT 1.00 where a budget works? |",
+        "| --- | ---: | ---: | --- | ---: | ---: | --- |",
+    ]
+    for drafter, row in table.items():
+        settled = (
+            "**yes**: " + ", ".join(row["working_fixed"])
+            if row["settled_at_ar_while_a_budget_works"]
+            else "no"
+        )
+        lines.append(
+            f"| `{drafter}` | {row['auto_tokens_per_s']:.2f} | {row['auto_mat']:.2f} | "
+            f"`{row['best_fixed']}` | "
+            f"{row['best_fixed_tokens_per_s']:.2f} | {row['auto_over_best_fixed']:.3f} | {settled} |"
+        )
+    return lines
+
+
+def timing_lines(timing: dict) -> list[str]:
+    if not timing:
+        return []
+    lines = [
+        "",
+        "## AR timed in its own run (separate) or beside each question (paired)",
+        "",
+        f"HD at the automatic budget, bench=smoke (6 questions, 48 tokens), {len(timing['paired'])} repeats "
+        "of the same grid each; spread = (max - min) / mean of the overall speedups.",
+        "",
+        "| timing | overall speedup per repeat | spread |",
+        "| --- | --- | ---: |",
+    ]
+    for mode, values in timing.items():
+        lines.append(f"| {mode} | {', '.join(f'{v:.3f}' for v in values)} | {100 * spread(values):.1f}% |")
+    return lines
+
+
+def targets(result: dict, auto: dict) -> list[tuple[str, float, str, bool]]:
+    """(what, measured, goal, met) for each target of the issues this run can check."""
+    rows, machine = result["variants"], result["machine"]["dtypes"]
+    checks = []
+    if "ar_fp32" in rows and machine["auto"]["dtype"] != "float32":
+        ratio = rows["ar"]["tokens_per_s"] / rows["ar_fp32"]["tokens_per_s"]
+        checks.append((f"{machine['auto']['dtype']} AR / fp32 AR", ratio, ">= 1.5", ratio >= 1.5))
+    ratio = rows["ar"]["tokens_per_s"] / rows["generate"]["tokens_per_s"]
+    checks.append(("our AR / generate, same dtype", ratio, ">= 1.0", ratio >= 1.0))
+    d = machine["auto"]
+    over_bound = d["seconds"][0] / d["lower_bound"][0]
+    checks.append(("t(1) / bandwidth bound", over_bound, "<= 2.5", over_bound <= 2.5))
+    if 16 in d["sizes"]:
+        ratio = d["seconds"][d["sizes"].index(16)] / d["seconds"][0]
+        checks.append(("t(16) / t(1)", ratio, "<= 1.4", ratio <= 1.4))
+    autos = {n: r for n, r in rows.items() if n.endswith("@auto")}
+    if autos:
+        best = max(autos, key=lambda n: autos[n]["tokens_per_s"])
+        for baseline, goal in (("generate", 1.5), ("generate+pld", 1.3)):
+            ratio = autos[best]["tokens_per_s"] / rows[baseline]["tokens_per_s"]
+            checks.append(
+                (f"best drafter at auto (`{best}`) / {baseline}", ratio, f">= {goal}", ratio >= goal)
+            )
+    for drafter, row in auto.items():
+        checks.append(
+            (
+                f"`{drafter}`: auto / best fixed",
+                row["auto_over_best_fixed"],
+                ">= 1.0",
+                row["auto_over_best_fixed"] >= 1.0,
+            )
+        )
+        settled = row["settled_at_ar_while_a_budget_works"]
+        checks.append(
+            (
+                f"`{drafter}`: auto not at MAT 1.00 where a budget works",
+                row["auto_mat"],
+                "MAT > 1.05 or none works",
+                not settled,
+            )
+        )
+    timing = result.get("timing_modes")
+    if timing:
+        checks.append(
+            ("paired timing spread", spread(timing["paired"]), "<= 0.02", spread(timing["paired"]) <= 0.02)
+        )
+    return checks
+
+
+def markdown(result: dict) -> str:
+    rows = result["variants"]
+    auto = auto_against_fixed(rows, result["drafters"])
+    lines = header(result) + machine_lines(result["machine"]) + decoding_lines(rows) + auto_lines(auto)
+    lines += timing_lines(result.get("timing_modes") or {})
+    lines += ["", "## Targets", "", "| target | this run | goal | met |", "| --- | ---: | --- | --- |"]
+    for what, value, goal, met in targets(result, auto):
+        lines.append(f"| {what} | {value:.3f} | {goal} | {'yes' if met else '**no**'} |")
+    return "\n".join(lines) + "\n"

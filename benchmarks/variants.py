@@ -1,0 +1,135 @@
+"""Ways of decoding a prompt, timed from outside and run interleaved so a shared machine's
+drift spreads over all of them: our engine with a drafter and a budget policy, and
+transformers' ``generate`` (plain, with its prompt lookup, or with a static cache and a
+compiled forward)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import torch
+
+from spec_bench.engine.decode import PHASES, Engine
+
+PROMPT_LOOKUP_TOKENS = 10  # generate's prompt lookup, with Spec-Bench's num_pred_tokens
+
+
+@dataclass
+class Outcome:
+    tokens: list[int]
+    seconds: float = 0.0
+    steps: int = 0  # our engine only
+    budgets: list[int] = field(default_factory=list)
+    proposed: list[int] = field(default_factory=list)
+    accept_lengths: list[int] = field(default_factory=list)
+    phase_times: dict[str, float] = field(default_factory=dict)
+
+
+class Variant:
+    """One way of decoding: ``run(prompt_ids, max_new_tokens) -> Outcome``, timed from outside."""
+
+    def __init__(self, name: str, target, run, policy=None) -> None:
+        self.name, self.target, self._run, self.policy = name, target, run, policy
+
+    def __call__(self, prompt_ids: list[int], max_new_tokens: int) -> Outcome:
+        _sync(self.target)
+        start = time.perf_counter()
+        outcome = self._run(prompt_ids, max_new_tokens)
+        _sync(self.target)
+        outcome.seconds = time.perf_counter() - start
+        return outcome
+
+
+def _sync(target) -> None:
+    if target.device.type == "cuda":
+        torch.cuda.synchronize(target.device)
+
+
+def engine_variant(name: str, target, drafter, policy) -> Variant:
+    engine = Engine(target, 0.0, policy)
+
+    def run(prompt_ids, max_new_tokens):
+        generation = engine.generate(prompt_ids, drafter, max_new_tokens)
+        return Outcome(
+            generation.tokens,
+            steps=generation.steps,
+            budgets=generation.budgets,
+            proposed=generation.proposed,
+            accept_lengths=generation.accept_lengths,
+            phase_times=generation.phase_times,
+        )
+
+    return Variant(name, target, run, policy)
+
+
+def generate_variant(name: str, target, **kwargs) -> Variant:
+    eos = sorted(target.eos_token_ids)
+
+    @torch.inference_mode()
+    def run(prompt_ids, max_new_tokens):
+        input_ids = torch.tensor([prompt_ids], device=target.device)
+        output = target.model.generate(
+            input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=eos,
+            pad_token_id=eos[0],
+            **kwargs,
+        )
+        return Outcome(output[0, len(prompt_ids) :].tolist())
+
+    return Variant(name, target, run)
+
+
+def run_interleaved(variants: list[Variant], prompts, max_new_tokens: int, warmup_tokens: int) -> dict:
+    """Each variant answers each prompt; the order of variants rotates from prompt to prompt.
+    Each is warmed up (untimed) first."""
+    for variant in variants:
+        variant(prompts[0][1], warmup_tokens)
+    outcomes: dict[str, list[Outcome]] = {variant.name: [] for variant in variants}
+    for index, (label, prompt_ids) in enumerate(prompts):
+        shift = index % len(variants)
+        for variant in variants[shift:] + variants[:shift]:
+            outcomes[variant.name].append(variant(prompt_ids, max_new_tokens))
+        print(f"prompt {index + 1}/{len(prompts)} ({label}, {len(prompt_ids)} tokens) done", file=sys.stderr)
+    return outcomes
+
+
+def rate(runs: list[Outcome]) -> float:
+    return sum(len(run.tokens) for run in runs) / sum(run.seconds for run in runs)
+
+
+def summarise(outcomes: dict[str, list[Outcome]], reference: str = "ar") -> dict[str, dict]:
+    """Per variant: tokens/s, speedup over ``reference``, greedy equality with it, and for our
+    engine MAT, nodes verified, time per phase and the budgets chosen."""
+    ar_rate = rate(outcomes[reference])
+    rows = {}
+    for name, runs in outcomes.items():
+        steps = sum(run.steps for run in runs)
+        new_tokens = sum(len(run.tokens) for run in runs)
+        row = {
+            "new_tokens": new_tokens,
+            "seconds": sum(run.seconds for run in runs),
+            "tokens_per_s": rate(runs),
+            "speedup_vs_ar": rate(runs) / ar_rate,
+            "equal_to_ar": sum(run.tokens == ref.tokens for run, ref in zip(runs, outcomes[reference])),
+            "prompts": len(runs),
+        }
+        if steps:
+            phases = {phase: sum(run.phase_times.get(phase, 0.0) for run in runs) for phase in PHASES}
+            lengths = [n for run in runs for n in run.accept_lengths[1:]]  # the prefill step aside
+            row.update(
+                steps=steps,
+                mean_accepted_tokens=sum(lengths) / len(lengths) if lengths else 1.0,
+                mean_verified=sum(sum(run.proposed) for run in runs) / steps,
+                phase_ms_per_step={phase: 1000 * seconds / steps for phase, seconds in phases.items()},
+                overhead_ms_per_step=1000 * (sum(phases.values()) - phases["forward"]) / steps,
+                budgets=dict(sorted(Counter(b for run in runs for b in run.budgets[1:]).items())),
+            )
+        row["per_prompt"] = [{"new_tokens": len(run.tokens), "seconds": run.seconds} for run in runs]
+        rows[name] = row
+    return rows
