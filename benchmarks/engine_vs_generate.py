@@ -7,8 +7,9 @@ and how the automatic budget compares with every fixed one, in one process on on
    forward in fp32 and in the ``auto`` dtype beside its lower bound (``benchmarks.roofline``).
 2. Decoding, greedy, the same prompts, every variant interleaved (``benchmarks.variants``):
    our AR in fp32 and in the auto dtype, ``generate`` in that dtype (plain, with prompt lookup,
-   and with a static cache and compiled forward where that works here), and every drafter at
-   the automatic budget and at fixed budgets, its published one included.
+   and with a static cache and compiled forward), every drafter at the automatic budget and
+   at fixed budgets, its published one included, and our AR and two drafters again on a
+   compiled forward (``engine.compile``; compile time reported apart).
 3. AR timed in its own run against AR timed beside each question: the spread of the overall
    speedup over repeats of one grid (``benchmarks.timing_modes``).
 
@@ -71,7 +72,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--timing-repeats", type=int, default=3, help="repeats of the timing-modes grid (0: skip)"
     )
-    parser.add_argument("--skip-compile", action="store_true", help="no generate with a compiled forward")
+    parser.add_argument(
+        "--skip-compile", action="store_true", help="no compiled forwards (they take minutes)"
+    )
+    parser.add_argument(
+        "--compiled-drafters", default="pld,suffix_tr", help="drafters also run compiled, at auto"
+    )
     parser.add_argument("--questions", default=None, help="question.jsonl (default: data/ or the mirror)")
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. engine.cost_refresh=true")
     return parser.parse_args(argv)
@@ -121,7 +127,13 @@ def machine_section(cfg, targets: dict) -> dict:
     return section
 
 
-def build_variants(cfg, targets: dict, drafters: list[str], budgets: list[int], compile_generate: bool):
+def fresh_drafter(cfg, name: str, target):
+    """A new drafter per variant: Token Recycling and suffix trees keep state across requests."""
+    overrides = [f"drafter={name}", f"cache_dir={cfg.cache_dir}", f"data_dir={cfg.data_dir}"]
+    return build_drafter(compose_config(overrides), target)
+
+
+def build_variants(cfg, targets: dict, drafters: list[str], budgets: list[int], compiled: list[str]):
     fast = targets["auto"]
     variants = [
         engine_variant("ar", fast, NoDrafter(), FixedBudget(0)),
@@ -129,18 +141,25 @@ def build_variants(cfg, targets: dict, drafters: list[str], budgets: list[int], 
         generate_variant("generate", fast),
         generate_variant("generate+pld", fast, prompt_lookup_num_tokens=PROMPT_LOOKUP_TOKENS),
     ]
-    if compile_generate:
-        variants.append(generate_variant("generate+static+compile", fast, cache_implementation="static"))
-    for name in drafters:
-        drafter_cfg = compose_config(
-            [f"drafter={name}", f"cache_dir={cfg.cache_dir}", f"data_dir={cfg.data_dir}"]
+    if "generate" in targets:
+        static = generate_variant(
+            "generate+static+compile", targets["generate"], cache_implementation="static"
         )
-        fresh = lambda: build_drafter(drafter_cfg, fast)  # noqa: E731  (one drafter per variant: TR, suffix keep state)
-        auto = fresh()
+        variants.append(static)
+    for name in drafters:
+        auto = fresh_drafter(cfg, name, fast)
         variants.append(engine_variant(f"{name}@auto", fast, auto, auto_budget(cfg, fast, auto)))
         for budget in sorted({*budgets, auto.paper_budget}):
             label = f"{name}@paper={budget}" if budget == auto.paper_budget else f"{name}@{budget}"
-            variants.append(engine_variant(label, fast, fresh(), FixedBudget(budget)))
+            variants.append(engine_variant(label, fast, fresh_drafter(cfg, name, fast), FixedBudget(budget)))
+    if "compiled" in targets:
+        ours = targets["compiled"]
+        variants.append(engine_variant("ar+compile", ours, NoDrafter(), FixedBudget(0)))
+        for name in compiled:
+            drafter = fresh_drafter(cfg, name, ours)
+            variants.append(
+                engine_variant(f"{name}+compile@auto", ours, drafter, auto_budget(cfg, ours, drafter))
+            )
     return variants
 
 
@@ -153,14 +172,22 @@ def main(argv: list[str] | None = None) -> int:
         targets["fp32"] = targets["auto"]
     else:
         targets["fp32"] = load_target(OmegaConf.merge(cfg.model, {"dtype": "float32"}), cfg.cache_dir)
+    if not args.skip_compile:
+        # Our engine and generate each on a model of their own: their compiled graphs differ.
+        for name in ("compiled", "generate"):
+            targets[name] = load_target(cfg.model, cfg.cache_dir)
+            targets[name].compile()
     questions = Path(args.questions) if args.questions else next(p for p in QUESTION_FILES if p.is_file())
     prompts = pick_prompts(targets["auto"], questions, args.prompts)
 
-    machine = machine_section(cfg, targets)
+    machine = machine_section(
+        cfg, {name: targets[name] for name in ("auto", "fp32", "compiled") if name in targets}
+    )
     drafters = [name for name in args.drafters.split(",") if name]
     budgets = [int(b) for b in args.budgets.split(",") if b]
-    variants = build_variants(cfg, targets, drafters, budgets, not args.skip_compile)
-    outcomes = run_interleaved(variants, prompts, args.max_new_tokens, args.warmup_tokens)
+    compiled = [name for name in args.compiled_drafters.split(",") if name]
+    variants = build_variants(cfg, targets, drafters, budgets, compiled)
+    outcomes, warm_up = run_interleaved(variants, prompts, args.max_new_tokens, args.warmup_tokens)
     rows = summarise(outcomes)
     timing = {}
     if args.timing_repeats:
@@ -184,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": OmegaConf.to_container(cfg.engine, resolve=True),
         "machine": machine,
         "variants": rows,
+        "warm_up_seconds": warm_up,
         "drafters": drafters,
         "auto_budget_state": {v.name: v.policy.summary() for v in variants if v.name.endswith("@auto")},
         "timing_modes": timing,

@@ -85,18 +85,25 @@ def generate_variant(name: str, target, **kwargs) -> Variant:
     return Variant(name, target, run)
 
 
-def run_interleaved(variants: list[Variant], prompts, max_new_tokens: int, warmup_tokens: int) -> dict:
+def run_interleaved(
+    variants: list[Variant], prompts, max_new_tokens: int, warmup_tokens: int
+) -> tuple[dict, dict[str, float]]:
     """Each variant answers each prompt; the order of variants rotates from prompt to prompt.
-    Each is warmed up (untimed) first."""
+    Each is warmed up (untimed, but its seconds returned: a compiled forward compiles there)
+    on the first two prompts, so a compiled forward has seen two shapes before timing."""
+    warm_up = {}
     for variant in variants:
-        variant(prompts[0][1], warmup_tokens)
+        started = time.perf_counter()
+        for _, prompt_ids in prompts[:2]:
+            variant(prompt_ids, warmup_tokens)
+        warm_up[variant.name] = time.perf_counter() - started
     outcomes: dict[str, list[Outcome]] = {variant.name: [] for variant in variants}
     for index, (label, prompt_ids) in enumerate(prompts):
         shift = index % len(variants)
         for variant in variants[shift:] + variants[:shift]:
             outcomes[variant.name].append(variant(prompt_ids, max_new_tokens))
         print(f"prompt {index + 1}/{len(prompts)} ({label}, {len(prompt_ids)} tokens) done", file=sys.stderr)
-    return outcomes
+    return outcomes, warm_up
 
 
 def rate(runs: list[Outcome]) -> float:

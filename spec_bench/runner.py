@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +113,8 @@ class Runner:
         )
         self.max_new_tokens = int(cfg.bench.max_new_tokens)
         self.target = target if target is not None else load_target(cfg.model, cfg.cache_dir)
+        if cfg.engine.get("compile", False):
+            self.target.compile()
         self.drafter = build_drafter(cfg, self.target)
         self.engine = Engine(self.target, cfg.temperature, make_budget(cfg, self.target, self.drafter))
         self.greedy = float(cfg.temperature) == 0.0
@@ -155,7 +158,8 @@ class Runner:
 
         if tracker is not None:
             tracker.start(folder)
-        self._warm_up(companion if paired else None)
+        warm_up_seconds = self._warm_up(companion if paired else None)
+        self._record_warm_up(folder, warm_up_seconds)
         progress = tqdm(
             todo,
             desc=f"{cfg.model.name} {run_label(cfg)} {temperature_label(cfg.temperature)}",
@@ -208,16 +212,29 @@ class Runner:
         environment_path = folder / environment_name(self.cfg.bench.get("shard"))
         write_text_atomic(environment_path, json.dumps(info, indent=2) + "\n")
 
-    def _warm_up(self, companion: ArCompanion | None) -> None:
-        """Untimed generations so one-time costs (allocations, kernels) hit no drafter, nor
-        the AR decodes paired with it."""
+    def _warm_up(self, companion: ArCompanion | None) -> float:
+        """Untimed generations so one-time costs (allocations, kernels, compilation) hit no
+        drafter, nor the AR decodes paired with it; returns their seconds. A compiled forward
+        is warmed on two prompts of different lengths, so its shapes are already dynamic."""
         tokens = int(self.cfg.engine.warmup_tokens)
         if tokens <= 0 or not self.questions:
-            return
-        prompt = self._prompt_ids(self.questions[0], 0, [])
-        self.engine.generate(prompt, self.drafter, tokens, seed=self.cfg.seed)
-        if companion is not None:
-            companion.engine.generate(prompt, NoDrafter(), tokens, seed=self.cfg.seed)
+            return 0.0
+        started = time.perf_counter()
+        compiled = "compiled" in self.target.kernels
+        for question in self.questions[: 2 if compiled else 1]:
+            prompt = self._prompt_ids(question, 0, [])
+            self.engine.generate(prompt, self.drafter, tokens, seed=self.cfg.seed)
+            if companion is not None or compiled:
+                ar = companion.engine if companion is not None else Engine(self.target, 0.0, FixedBudget(0))
+                ar.generate(prompt, NoDrafter(), tokens, seed=self.cfg.seed)
+        return time.perf_counter() - started
+
+    def _record_warm_up(self, folder: Path, seconds: float) -> None:
+        """The warm-up's time (compilation included) beside the machine, apart from decoding."""
+        path = folder / environment_name(self.cfg.bench.get("shard"))
+        info = json.loads(path.read_text())
+        info["warm_up_seconds"] = round(seconds, 2)
+        write_text_atomic(path, json.dumps(info, indent=2) + "\n")
 
     def _prompt_ids(self, question: Question, turn: int, answers: list[str]) -> list[int]:
         prompt = build_prompt(self.target.template, list(question.turns[: turn + 1]), answers)
