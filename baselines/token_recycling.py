@@ -33,7 +33,8 @@ class TokenRecycling(Source):
         known = {()}
         for path in ranks:
             if not path or path[:-1] not in known or max(path) >= topk or path in known:
-                raise ValueError(f"template node {list(path)} needs its parent before it and ranks below {topk}")
+                problem = f"needs its parent before it and ranks below {topk}"
+                raise ValueError(f"template node {list(path)} {problem}")
             known.add(path)
         self.topk = topk
         self.template = ranks

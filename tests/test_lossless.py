@@ -14,7 +14,7 @@ from .conftest import CACHE_DIR, compose_config
 
 SETTINGS = (
     "bench=smoke",
-    "bench.max_new_tokens=24",
+    "bench.max_new_tokens=20",
     "bench.timing=separate",  # the ar run below is the reference, decoded once
     "engine.warmup_tokens=4",
     "engine.budget=32",
@@ -90,7 +90,7 @@ def test_sampling_through_the_model_keeps_the_target_distribution(target):
     prompt = target.encode("1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6, 1, 2,")
     pld = drafter_from_config("pld")
     ar_engine, pld_engine = Engine(target, 1.0, FixedBudget(0)), Engine(target, 1.0, FixedBudget(10))
-    seeds = range(150)
+    seeds = range(120)
     ar = [tuple(ar_engine.generate(prompt, NoDrafter(), 4, seed=seed).tokens) for seed in seeds]
     runs = [pld_engine.generate(prompt, pld, 4, seed=10_000 + seed) for seed in seeds]
     drafted = [tuple(run.tokens) for run in runs]
@@ -136,7 +136,7 @@ def test_bf16_runs_of_every_drafter_have_no_defect(bf16_target, data_dir, tmp_pa
     rates = {}
     paths = (f"out_dir={tmp_path}", f"data_dir={data_dir}", f"cache_dir={CACHE_DIR}")
     # One AR run is every drafter's reference (timing separate: no AR decode per drafter).
-    settings = ("bench=smoke", "bench.max_new_tokens=24", "bench.timing=separate", "engine.warmup_tokens=4")
+    settings = ("bench=smoke", "bench.max_new_tokens=20", "bench.timing=separate", "engine.warmup_tokens=4")
     settings += (*SMALL_MODEL_DB, "model.dtype=bfloat16", "wandb.mode=disabled", *paths)
     Runner(compose_config("drafter=ar", *settings), target=bf16_target).run()
     for name in BF16_DRAFTERS:
