@@ -13,8 +13,9 @@ QUESTIONS := data/spec_bench/question.jsonl
 
 MODEL ?= smollm2_135m
 BENCH ?= quick
-DRAFTERS ?= ar,pld,rest,lookahead,hd
+DRAFTERS ?= pld,rest,lookahead,hd
 TEMPERATURES ?= 0,1
+BUDGETS ?= paper,auto
 OUT ?= runs
 ARGS ?=
 
@@ -54,14 +55,16 @@ bench: setup
 
 reproduce: setup
 	$(PY) -m spec_bench.reproduce --model $(MODEL) --bench $(BENCH) --drafters $(DRAFTERS) \
-		--temperatures $(TEMPERATURES) --out $(OUT) $(ARGS)
+		--temperatures $(TEMPERATURES) --budgets $(BUDGETS) --out $(OUT) $(ARGS)
 
-# The paper's ablation: HD with databases W, S, L and WS alone (the full hd run is WSL),
-# beside ar and hd; runs already in $(OUT) are reused.
-ABLATIONS ?= W,S,L,WS
+# HD as the official code drafts, beside each fix alone and all fixes (hd_fixed), and the
+# paper's database ablation (W, S, L, WS alone; hd is WSL), at the published budget, T=0;
+# runs already in $(OUT) are reused.
+ABLATIONS ?= hd+newest_ngrams,hd+recent_first,hd+frequent_first,hd+longest_query,hd+no_padding,hd+dedup,hd-W,hd-S,hd-L,hd-WS
+ABLATION_TEMPERATURES ?= 0
 ablations: setup
-	$(PY) -m spec_bench.reproduce --model $(MODEL) --bench $(BENCH) --drafters ar,hd \
-		--temperatures $(TEMPERATURES) --ablations $(ABLATIONS) --out $(OUT) $(ARGS)
+	$(PY) -m spec_bench.reproduce --model $(MODEL) --bench $(BENCH) --drafters hd,hd_fixed --budgets paper \
+		--temperatures $(ABLATION_TEMPERATURES) --ablations $(ABLATIONS) --out $(OUT) $(ARGS)
 
 report: setup
 	$(PY) -m spec_bench.report $(OUT)/$(BENCH)/$(MODEL)
