@@ -293,20 +293,8 @@ def _mat(part: pd.DataFrame) -> float:
 
 
 def format_table(summary: pd.DataFrame) -> str:
-    table = summary.copy()
-    table = table.drop(columns=["knobs"])
-    for column in (
-        "tokens_per_s",
-        "speedup",
-        "speedup_lo",
-        "speedup_hi",
-        "mat",
-        "mat_lo",
-        "mat_hi",
-        "ar_match_rate",
-        "near_tie_rate",
-        "defect_rate",
-    ):
+    table = summary.drop(columns=["knobs"])
+    for column in table.select_dtypes("number").columns.drop(["temperature", "n_questions"], errors="ignore"):
         table[column] = table[column].map(lambda x: "-" if pd.isna(x) else f"{x:.2f}")
     return table.to_string(index=False)
 

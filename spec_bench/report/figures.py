@@ -6,7 +6,6 @@ goes through Agg with no global figure state and the notebook can display the sa
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from spec_bench.metrics import BASELINE
+from spec_bench.report import knob_figures
 from spec_bench.report.labels import (
     SOURCE_COLORS,
     SPARE_COLORS,
@@ -275,50 +275,6 @@ def source_shares_figure(shares: pd.DataFrame) -> Figure | None:
     return fig
 
 
-def knob_figures(summary: pd.DataFrame) -> dict[str, Figure]:
-    """Per knob sweep (runs of one conf/experiment/, the same knobs) and temperature: overall
-    speedup (top) and MAT (bottom) against each knob, a line per setting of the others."""
-    if "knobs" not in summary:
-        return {}
-    swept = summary[(summary.knobs != "{}") & (summary.category == "overall")]
-    rows = swept.assign(_knobs=swept.knobs.map(json.loads))
-    figures = {}
-    for keys in sorted({tuple(sorted(knobs)) for knobs in rows._knobs}):
-        part = rows[rows._knobs.map(lambda knobs, keys=keys: tuple(sorted(knobs)) == keys)]
-        for temperature in sorted(part.temperature.unique()):
-            fig = knob_figure(part[part.temperature == temperature], keys)
-            fig.suptitle(f"{temperature_text(temperature)}: overall, by knob", x=0.01, ha="left")
-            figures["knobs_" + "_".join(keys).lower() + f"_t{temperature:g}"] = fig
-    return figures
-
-
-def knob_figure(part: pd.DataFrame, keys: tuple[str, ...]) -> Figure:
-    fig = Figure(figsize=(PAGE_WIDTH, 3.2), layout="constrained")
-    axes = fig.subplots(2, len(keys), squeeze=False)
-    for column, knob in enumerate(keys):
-        others = [k for k in keys if k != knob]
-        setting = part._knobs.map(lambda knobs, others=others: ", ".join(f"{k}={knobs[k]}" for k in others))
-        for label, group in part.groupby(setting):
-            group = group.assign(_x=group._knobs.map(lambda knobs, knob=knob: knobs[knob]))
-            group = group.sort_values("_x", key=lambda values: values.map(_sortable))
-            x = [str(value) for value in group._x]
-            for row, metric in enumerate(("speedup", "mat")):
-                axes[row, column].plot(x, group[metric], marker="o", linewidth=0.8, label=label or None)
-        axes[0, column].set_title(knob, loc="left")
-        axes[1, column].set_xlabel(knob)
-        if others:
-            axes[0, column].legend(frameon=False, fontsize=6, loc="best")
-        _ar_line(axes[0, column], None)
-    axes[0, 0].set_ylabel(SPEEDUP_LABEL)
-    axes[1, 0].set_ylabel("MAT")
-    return fig
-
-
-def _sortable(value):
-    """Knob values in order: numbers by size, the rest (None, names) after, by text."""
-    return (0, float(value), "") if isinstance(value, int | float) else (1, 0.0, str(value))
-
-
 # name: (builder, why it can be missing); each is drawn per budget mode and group of methods.
 COMPARISONS: dict[str, tuple[Callable[[pd.DataFrame], Figure | None], str]] = {
     "speedup_by_category": (speedup_by_category, "no method besides AR"),
@@ -370,7 +326,7 @@ def build_figures(summary: pd.DataFrame, shares: pd.DataFrame) -> tuple[dict[str
                 )
             else:
                 figures[SOURCE_FIGURE + suffix] = figure
-            for name, figure in knob_figures(of_model).items():
+            for name, figure in knob_figures.knob_figures(of_model).items():
                 figures[name + suffix] = figure
     return figures, notes
 

@@ -23,6 +23,8 @@ from spec_bench.run_names import split_run_label
 # As the engine records them (spec_bench.engine.decode.PHASES; importing it would pull
 # torch into a report that never needs it).
 PHASES = ("draft", "forward", "accept", "bookkeeping")
+# Drafters that learn across questions (their numbers depend on the questions' order).
+STATEFUL_METHODS = ("token_recycling", "suffix", "suffix_tr", "hd_tr", "hd_suffix", "hd_suffix_tr")
 # A single source of these still gets its share shown (HD's database ablations).
 HD_DATABASES = ("W", "S", "L")
 
@@ -42,6 +44,15 @@ def header_markdown(summary: pd.DataFrame, machines: pd.DataFrame, corpora: pd.D
     if not timing.empty:
         parts = [f"{described.get(kind, kind)} for {count} run(s)" for kind, count in timing.items()]
         lines.append(f"- AR timing (speedup's denominator): {'; '.join(parts)}")
+    stateful = sorted(set(summary.method) & set(STATEFUL_METHODS))
+    if stateful:
+        names = ", ".join(drafter_label(m) for m in stateful)
+        lines.append(
+            f"- Kept across questions ({names}): Token Recycling's matrix and the suffix trees of earlier "
+            "answers start empty, learn from the untimed warm-up on the first question, then from every "
+            "question in file order (category by category, one run per process), as their authors run "
+            "them; a different order gives other drafts (never other greedy tokens)"
+        )
     for row in corpora.itertuples(index=False):
         model_db = (
             f"{row.model_db_prompts or 'all'} {row.model_db} prompts, {row.model_db_tokens}-token answers"
