@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import torch
 
 from spec_bench.models import small_matmul
@@ -39,3 +41,18 @@ def test_the_target_says_which_kernels_it_runs(target):
     patched = [m for m in target.model.modules() if isinstance(m, torch.nn.Linear) and "forward" in vars(m)]
     assert target.kernels in ("default", "small-rows-matmul")
     assert bool(patched) == (target.kernels == "small-rows-matmul")
+
+
+def test_auto_measures_once_per_cache_so_every_run_of_a_grid_gets_the_same_kernels(tmp_path, monkeypatch):
+    model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.Linear(256, 64))
+    cache = tmp_path / "kernels" / "m.json"
+    first = small_matmul.wanted("auto", model, cache)
+    assert json.loads(cache.read_text())["small_rows_matmul"] == first
+
+    def must_not_time(_model):
+        raise AssertionError("measured again although the choice is cached")
+
+    monkeypatch.setattr(small_matmul, "time_kernels", must_not_time)
+    assert small_matmul.wanted("auto", model, cache) == first
+    cache.write_text(json.dumps({"small_rows_matmul": not first}))
+    assert small_matmul.wanted("auto", model, cache) == (not first)  # the cached choice rules

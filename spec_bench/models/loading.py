@@ -104,6 +104,18 @@ def resolve_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[tor
     return resolved_device, resolved_dtype
 
 
+def kernel_choice_path(name: str, source: str, device: torch.device, dtype: torch.dtype, cache_dir) -> Path:
+    """``<cache_dir>/kernels/<model>-<source hash>-<device>-<dtype>-<threads>t.json``: one
+    measured kernel choice for every run that shares the cache on this machine."""
+    source_hash = hashlib.sha256(source.encode()).hexdigest()[:12]
+    label = str(dtype).removeprefix("torch.")
+    where = device.type
+    if where == "cuda":  # one choice per GPU model, should a cache be shared across nodes
+        where += "-" + "-".join(torch.cuda.get_device_name(device).lower().split())
+    threads = torch.get_num_threads()
+    return Path(cache_dir) / "kernels" / f"{name}-{source_hash}-{where}-{label}-{threads}t.json"
+
+
 def load_target(model_cfg, cache_dir: str | os.PathLike) -> Target:
     """Load ``model_cfg`` (a ``conf/model/*.yaml`` node) onto its device."""
     device, dtype = resolve_device_dtype(model_cfg.get("device", "auto"), model_cfg.get("dtype", "auto"))
@@ -115,7 +127,8 @@ def load_target(model_cfg, cache_dir: str | os.PathLike) -> Target:
     model, tokenizer = _from_pretrained(folder, dtype, device, model_cfg.name)
     model.eval()
     kernels = "default"
-    if small_matmul.wanted(model_cfg.get("small_rows_matmul", "auto"), model):
+    choice_cache = kernel_choice_path(model_cfg.name, source, device, dtype, cache_dir)
+    if small_matmul.wanted(model_cfg.get("small_rows_matmul", "auto"), model, choice_cache):
         small_matmul.use_small_rows_matmul(model)
         kernels = "small-rows-matmul"
     return Target(

@@ -7,19 +7,27 @@ the weights once per row: a 2-token forward cost 1.45x a 1-token one and a 16-to
 CPU it is the other way round (oneDNN's bf16 GEMM handles few rows well, the transposed
 product does not), and on a GPU neither matters. So ``small_rows_matmul: auto`` times both
 kernels on the model's own layers, in its dtype on its device, and patches only when
-``W @ x.T`` is faster. One row, the autoregressive step, and long prefills always keep
+``W @ x.T`` is faster. The choice is cached beside the cost curve (per model, device, dtype
+and thread count): when the two kernels are close, timing them again in every process would
+let noise give two runs of one grid different kernels, and their speedups would no longer
+compare. One row, the autoregressive step, and long prefills always keep
 ``F.linear``. Every drafter and the AR baseline run on the same model, and the runs'
 ``ar_match`` checks that greedy outputs are unchanged.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
 import time
 import types
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from spec_bench.files import write_text_atomic
 
 MAX_ROWS = 64  # above this the BLAS's own GEMM is as fast or faster
 
@@ -47,13 +55,25 @@ REPEATS = 15
 MARGIN = 0.95  # patch only when W @ x.T takes under 95% of F.linear's time: a clear win
 
 
-def wanted(setting, model: torch.nn.Module) -> bool:
+def wanted(setting, model: torch.nn.Module, cache: str | os.PathLike | None = None) -> bool:
     """``auto``: when ``W @ x.T`` is measured faster than ``F.linear`` on this model's
-    linear layers, in its dtype, on its device; true/false force it."""
-    if setting in (None, "auto"):
-        default, transposed = time_kernels(model)
-        return transposed < MARGIN * default
-    return bool(setting)
+    linear layers, in its dtype, on its device (the measurement read from ``cache`` when it
+    holds one, else written there); true/false force it."""
+    if setting not in (None, "auto"):
+        return bool(setting)
+    path = Path(cache) if cache is not None else None
+    if path is not None and path.is_file():
+        try:
+            return bool(json.loads(path.read_text())["small_rows_matmul"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # unreadable: measure again and overwrite it
+    default, transposed = time_kernels(model)
+    choice = transposed < MARGIN * default
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"small_rows_matmul": choice, "f_linear_s": default, "transposed_s": transposed}
+        write_text_atomic(path, json.dumps(record, indent=2) + "\n")
+    return choice
 
 
 @torch.inference_mode()
