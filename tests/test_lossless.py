@@ -54,6 +54,7 @@ VARIANTS = {
     "hd_tr": ("hd_tr", (), "W"),  # TR only fills what W, S and L leave: often nothing at 32
     "hd_suffix": ("hd_suffix", (), "suffix"),
     "suffix_tr": ("suffix_tr", (), "TR"),
+    "hd_suffix_tr": ("hd_suffix_tr", (), "W"),
     "rest-draftretriever": ("rest", (*PACKAGE, "run_name=rest-draftretriever"), "rest"),
     "hd-L-draftretriever": ("hd", (*PACKAGE, "drafter.order=[L]", "run_name=hd-L-draftretriever"), "L"),
 }

@@ -6,6 +6,9 @@ length is tried and the best summed probability wins."""
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 from baselines.suffix import SuffixSource, SuffixTrie
 from spec_bench.engine.proposal import Proposal, StepResult
 
@@ -88,4 +91,23 @@ def test_suffix_proposals_keep_the_sampling_distribution():
     proposal = Proposal()
     for path in drafter.lookup(tokens, room=16):
         proposal.add_path(path, "suffix", 64)
+    assert_lossless(proposal, vocab=6)
+
+
+# "5 1 2 0 4" repeats, so a suffix match of 5 tokens (suffix_tr's threshold) continues it.
+REPEATING = [5, 1, 2, 0, 4, 5, 1, 2, 0, 4, 3, 5, 1, 2, 0, 4]
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides"), [("suffix_tr", ()), ("hd_suffix_tr", ("drafter.order=[W,suffix,TR]",))]
+)
+def test_composed_hierarchy_proposals_keep_the_sampling_distribution(name, overrides):
+    drafter = drafter_from_config(name, *overrides)
+    recycling = drafter.sources["TR"]
+    recycling.matrix = np.array(
+        [[(token + rank) % 6 for rank in range(recycling.topk)] for token in range(6)]
+    )
+    drafter.reset(REPEATING)
+    proposal = drafter.propose(REPEATING, budget=24)
+    assert len(set(proposal.sources)) >= 2, proposal.sources  # the tree mixes sources
     assert_lossless(proposal, vocab=6)
