@@ -158,8 +158,7 @@ class Runner:
 
         if tracker is not None:
             tracker.start(folder)
-        warm_up_seconds = self._warm_up(companion if paired else None)
-        self._record_warm_up(folder, warm_up_seconds)
+        self._write_environment(folder, self._warm_up(companion if paired else None))
         progress = tqdm(
             todo,
             desc=f"{cfg.model.name} {run_label(cfg)} {temperature_label(cfg.temperature)}",
@@ -192,7 +191,7 @@ class Runner:
         return RunSummary(folder, answers_path, len(work), len(work))
 
     def _claim_folder(self, folder: Path) -> None:
-        """Write config and environment, or refuse to mix with a different config."""
+        """Write the config, or refuse to mix with a different config."""
         folder.mkdir(parents=True, exist_ok=True)
         config_path = folder / "config.yaml"
         current = result_config(self.cfg)
@@ -205,10 +204,15 @@ class Runner:
                 )
         else:
             write_text_atomic(config_path, OmegaConf.to_yaml(self.cfg, resolve=True))
+
+    def _write_environment(self, folder: Path, warm_up_seconds: float) -> None:
+        """The machine, the model's dtype and kernels, and the warm-up's time (compilation
+        included) apart from decoding."""
         info = environment.describe(self.target.device)
         info["model_source"] = self.target.source
         info["kernels"] = self.target.kernels
         info["dtype"] = str(self.target.dtype).removeprefix("torch.")
+        info["warm_up_seconds"] = round(warm_up_seconds, 2)
         environment_path = folder / environment_name(self.cfg.bench.get("shard"))
         write_text_atomic(environment_path, json.dumps(info, indent=2) + "\n")
 
@@ -228,13 +232,6 @@ class Runner:
                 ar = companion.engine if companion is not None else Engine(self.target, 0.0, FixedBudget(0))
                 ar.generate(prompt, NoDrafter(), tokens, seed=self.cfg.seed)
         return time.perf_counter() - started
-
-    def _record_warm_up(self, folder: Path, seconds: float) -> None:
-        """The warm-up's time (compilation included) beside the machine, apart from decoding."""
-        path = folder / environment_name(self.cfg.bench.get("shard"))
-        info = json.loads(path.read_text())
-        info["warm_up_seconds"] = round(seconds, 2)
-        write_text_atomic(path, json.dumps(info, indent=2) + "\n")
 
     def _prompt_ids(self, question: Question, turn: int, answers: list[str]) -> list[int]:
         prompt = build_prompt(self.target.template, list(question.turns[: turn + 1]), answers)
