@@ -9,7 +9,6 @@ automatic budget (``spec_bench.engine.auto_budget``) reads it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from spec_bench.engine.cache import TreeCache
 from spec_bench.engine.proposal import Proposal
 from spec_bench.engine.verify import TreeInputBuilder
 from spec_bench.files import write_text_atomic
+from spec_bench.models.loading import device_label, setup_key
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def curve_settings(target, sizes: Sequence[int], prefix_length: int, repeats: in
         "model": target.name,
         "source": target.source,
         "kernels": target.kernels,
-        "device": _device_label(target.device),
+        "device": device_label(target.device),
         "dtype": str(target.dtype).removeprefix("torch."),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
@@ -129,20 +129,11 @@ def curve_settings(target, sizes: Sequence[int], prefix_length: int, repeats: in
 
 
 def curve_path(target, cache_dir: str | os.PathLike) -> Path:
-    """``<cache_dir>/cost/<model>-<source hash>-<device>-<dtype>-<threads>t.json``."""
-    source_hash = hashlib.sha256(target.source.encode()).hexdigest()[:12]
-    dtype = str(target.dtype).removeprefix("torch.")
-    name = f"{target.name}-{source_hash}-{_device_label(target.device)}-{dtype}-{torch.get_num_threads()}t"
+    """``<cache_dir>/cost/<model>-<source hash>-<device>-<dtype>-<threads>t[-<kernels>].json``."""
+    name = setup_key(target.name, target.source, target.device, target.dtype)
     if target.kernels != "default":
         name += f"-{target.kernels}"
     return Path(cache_dir) / "cost" / f"{name}.json"
-
-
-def _device_label(device: torch.device) -> str:
-    if device.type != "cuda":
-        return device.type
-    gpu = torch.cuda.get_device_name(device).lower()
-    return "cuda-" + "-".join("".join(ch if ch.isalnum() else " " for ch in gpu).split())
 
 
 def load_latency_curve(

@@ -104,16 +104,20 @@ def resolve_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[tor
     return resolved_device, resolved_dtype
 
 
-def kernel_choice_path(name: str, source: str, device: torch.device, dtype: torch.dtype, cache_dir) -> Path:
-    """``<cache_dir>/kernels/<model>-<source hash>-<device>-<dtype>-<threads>t.json``: one
-    measured kernel choice for every run that shares the cache on this machine."""
+def device_label(device: torch.device) -> str:
+    """``cpu``, or ``cuda-<gpu model>``: caches measured on one GPU model serve only that one."""
+    if device.type != "cuda":
+        return device.type
+    gpu = torch.cuda.get_device_name(device).lower()
+    return "cuda-" + "-".join("".join(ch if ch.isalnum() else " " for ch in gpu).split())
+
+
+def setup_key(name: str, source: str, device: torch.device, dtype: torch.dtype) -> str:
+    """``<model>-<source hash>-<device>-<dtype>-<threads>t``: what a measurement on this
+    machine (a kernel choice, a cost curve) is cached under."""
     source_hash = hashlib.sha256(source.encode()).hexdigest()[:12]
     label = str(dtype).removeprefix("torch.")
-    where = device.type
-    if where == "cuda":  # one choice per GPU model, should a cache be shared across nodes
-        where += "-" + "-".join(torch.cuda.get_device_name(device).lower().split())
-    threads = torch.get_num_threads()
-    return Path(cache_dir) / "kernels" / f"{name}-{source_hash}-{where}-{label}-{threads}t.json"
+    return f"{name}-{source_hash}-{device_label(device)}-{label}-{torch.get_num_threads()}t"
 
 
 def load_target(model_cfg, cache_dir: str | os.PathLike) -> Target:
@@ -127,7 +131,8 @@ def load_target(model_cfg, cache_dir: str | os.PathLike) -> Target:
     model, tokenizer = _from_pretrained(folder, dtype, device, model_cfg.name)
     model.eval()
     kernels = "default"
-    choice_cache = kernel_choice_path(model_cfg.name, source, device, dtype, cache_dir)
+    # One measured choice for every run that shares the cache on this machine.
+    choice_cache = Path(cache_dir) / "kernels" / f"{setup_key(model_cfg.name, source, device, dtype)}.json"
     if small_matmul.wanted(model_cfg.get("small_rows_matmul", "auto"), model, choice_cache):
         small_matmul.use_small_rows_matmul(model)
         kernels = "small-rows-matmul"
