@@ -90,7 +90,7 @@ def grow(match: _Node, max_tokens: int, min_prob: float, tree: bool) -> tuple[li
     """Draft paths below ``match`` (parents first) and their summed probabilities."""
     paths: list[list[int]] = []
     score = 0.0
-    heap: list[tuple[float, int, _Node, list[int], _Node]] = []
+    heap: list[tuple[float, int, _Node, list[int]]] = []
     tiebreak = 0
 
     def push_children(node: _Node, path: list[int], prob: float) -> None:
@@ -102,13 +102,13 @@ def grow(match: _Node, max_tokens: int, min_prob: float, tree: bool) -> tuple[li
             if child_prob < min_prob:
                 break  # children come most frequent first: the rest are smaller
             tiebreak += 1
-            heapq.heappush(heap, (-child_prob, tiebreak, child, [*path, token], node))
+            heapq.heappush(heap, (-child_prob, tiebreak, child, [*path, token]))
             if not tree:
                 break  # a chain: the most frequent child only
 
     push_children(match, [], 1.0)
     while heap and len(paths) < max_tokens:
-        negative, _, node, path, _ = heapq.heappop(heap)
+        negative, _, node, path = heapq.heappop(heap)
         paths.append(path)
         score -= negative
         if not tree:
