@@ -117,12 +117,12 @@ def summarise(outcomes: dict[str, list[Outcome]], reference: str = "ar") -> dict
     rows = {}
     for name, runs in outcomes.items():
         steps = sum(run.steps for run in runs)
-        new_tokens = sum(len(run.tokens) for run in runs)
+        tokens_per_s = rate(runs)
         row = {
-            "new_tokens": new_tokens,
+            "new_tokens": sum(len(run.tokens) for run in runs),
             "seconds": sum(run.seconds for run in runs),
-            "tokens_per_s": rate(runs),
-            "speedup_vs_ar": rate(runs) / ar_rate,
+            "tokens_per_s": tokens_per_s,
+            "speedup_vs_ar": tokens_per_s / ar_rate,
             "equal_to_ar": sum(run.tokens == ref.tokens for run, ref in zip(runs, outcomes[reference])),
             "prompts": len(runs),
         }
