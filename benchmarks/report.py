@@ -9,6 +9,12 @@ from spec_bench.engine.decode import PHASES
 SETTLED_MAT = 1.05  # an automatic run at or below this MAT verified (almost) no draft
 
 
+def table_head(columns: list[str], aligns: str) -> list[str]:
+    """A markdown table's header row and rule; ``aligns`` holds ``l`` or ``r`` per column."""
+    rule = " | ".join("---:" if align == "r" else "---" for align in aligns)
+    return ["| " + " | ".join(columns) + " |", f"| {rule} |"]
+
+
 def header(result: dict) -> list[str]:
     env = result["environment"]
     dtypes = ", ".join(
@@ -47,8 +53,7 @@ def machine_lines(machine: dict) -> list[str]:
             f"{d['weight_bytes'] / 2**20:.0f} MiB of weights, "
             f"peak matmul {d['peak_flops'] / 1e9:.0f} GFLOP/s.",
             "",
-            "| tokens verified | ms | × 1 token | lower bound ms | × bound |",
-            "| ---: | ---: | ---: | ---: | ---: |",
+            *table_head(["tokens verified", "ms", "× 1 token", "lower bound ms", "× bound"], "rrrrr"),
         ]
         base = d["seconds"][0]
         for n, seconds, bound in zip(d["sizes"], d["seconds"], d["lower_bound"]):
@@ -62,9 +67,19 @@ def decoding_lines(rows: dict) -> list[str]:
         "",
         "## Decoding: tokens/s on the same prompts",
         "",
-        "| variant | tokens/s | × our AR | MAT | nodes verified | equal to AR | "
-        "ms/step draft / forward / accept / bookkeeping | budgets chosen |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        *table_head(
+            [
+                "variant",
+                "tokens/s",
+                "× our AR",
+                "MAT",
+                "nodes verified",
+                "equal to AR",
+                "ms/step draft / forward / accept / bookkeeping",
+                "budgets chosen",
+            ],
+            "lrrrrrll",
+        ),
     ]
     for name, row in rows.items():
         mat = f"{row['mean_accepted_tokens']:.2f}" if "steps" in row else ""
@@ -88,9 +103,17 @@ def compile_lines(result: dict) -> list[str]:
         "",
         "## Compiled forwards (`engine.compile`, and generate's static cache + compile)",
         "",
-        "| variant | tokens/s | eager counterpart | its tokens/s | compiled / eager | "
-        "warm-up s (compiling) |",
-        "| --- | ---: | --- | ---: | ---: | ---: |",
+        *table_head(
+            [
+                "variant",
+                "tokens/s",
+                "eager counterpart",
+                "its tokens/s",
+                "compiled / eager",
+                "warm-up s (compiling)",
+            ],
+            "lrlrrr",
+        ),
     ]
     for name in compiled:
         eager = name.replace("+compile", "").replace("+static", "")
@@ -138,9 +161,18 @@ def auto_lines(table: dict) -> list[str]:
         "",
         "## The automatic budget against each drafter's best fixed budget",
         "",
-        "| drafter | auto tokens/s | auto MAT | best fixed | its tokens/s | auto / best fixed | "
-        "auto at MAT 1.00 where a budget works? |",
-        "| --- | ---: | ---: | --- | ---: | ---: | --- |",
+        *table_head(
+            [
+                "drafter",
+                "auto tokens/s",
+                "auto MAT",
+                "best fixed",
+                "its tokens/s",
+                "auto / best fixed",
+                "auto at MAT 1.00 where a budget works?",
+            ],
+            "lrrlrrl",
+        ),
     ]
     for drafter, row in table.items():
         settled = (
@@ -166,8 +198,7 @@ def timing_lines(timing: dict) -> list[str]:
         f"HD at the automatic budget, bench=smoke (6 questions, 48 tokens), {len(timing['paired'])} repeats "
         "of the same grid each; spread = (max - min) / mean of the overall speedups.",
         "",
-        "| timing | overall speedup per repeat | spread |",
-        "| --- | --- | ---: |",
+        *table_head(["timing", "overall speedup per repeat", "spread"], "llr"),
     ]
     for mode, values in timing.items():
         lines.append(f"| {mode} | {', '.join(f'{v:.3f}' for v in values)} | {100 * spread(values):.1f}% |")
@@ -235,7 +266,7 @@ def markdown(result: dict) -> str:
     lines = header(result) + machine_lines(result["machine"]) + decoding_lines(rows) + auto_lines(auto)
     lines += compile_lines(result)
     lines += timing_lines(result.get("timing_modes") or {})
-    lines += ["", "## Targets", "", "| target | this run | goal | met |", "| --- | ---: | --- | --- |"]
+    lines += ["", "## Targets", "", *table_head(["target", "this run", "goal", "met"], "lrll")]
     for what, value, goal, met in targets(result, auto):
         lines.append(f"| {what} | {value:.3f} | {goal} | {'yes' if met else '**no**'} |")
     return "\n".join(lines) + "\n"
