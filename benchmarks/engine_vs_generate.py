@@ -99,7 +99,8 @@ def pick_prompts(target, questions_path: Path, count: int) -> list[tuple[str, li
 
 def machine_section(cfg, targets: dict) -> dict:
     """Bandwidth, peak matmul, and each dtype's cost curve beside its lower bound."""
-    bandwidth = roofline.read_bandwidth()
+    # The device the targets run on: a GPU's roofline, not its host CPU's.
+    bandwidth = roofline.read_bandwidth(next(iter(targets.values())).device)
     section = {"read_bytes_per_s": bandwidth, "dtypes": {}}
     for name, target in targets.items():
         curve = load_latency_curve(
@@ -111,7 +112,7 @@ def machine_section(cfg, targets: dict) -> dict:
             refresh=bool(cfg.engine.cost_refresh),
         )
         weight_bytes, parameters = roofline.model_bytes_and_parameters(target.model)
-        flops = roofline.peak_matmul(target.dtype)
+        flops = roofline.peak_matmul(target.dtype, target.device)
         section["dtypes"][name] = {
             "dtype": str(target.dtype).removeprefix("torch."),
             "kernels": target.kernels,

@@ -14,32 +14,41 @@ import torch
 
 READ_BYTES = 1 << 28  # 256 MiB: far past any cache
 MATMUL_SIZE = 2048
+GPU_MATMUL_SIZE = 8192
 REPEATS = 5
 
 
-def read_bandwidth(repeats: int = REPEATS) -> float:
-    """Bytes per second read by summing a large fp32 tensor (median of ``repeats``)."""
-    data = torch.ones(READ_BYTES // 4, dtype=torch.float32)
-    data.sum()  # warm-up: pages mapped, threads started
+def _median_seconds(work, device: torch.device, repeats: int) -> float:
+    # A GPU runs kernels asynchronously: without a synchronize the clock would time the launch.
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    work()  # warm-up: pages mapped, threads started, kernels loaded
+    sync()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        data.sum()
+        work()
+        sync()
         times.append(time.perf_counter() - start)
-    return READ_BYTES / statistics.median(times)
+    return statistics.median(times)
 
 
-def peak_matmul(dtype: torch.dtype, size: int = MATMUL_SIZE, repeats: int = REPEATS) -> float:
-    """Floating-point operations per second of a square matmul in ``dtype`` on the CPU."""
-    a = torch.randn(size, size).to(dtype)
-    b = torch.randn(size, size).to(dtype)
-    a @ b
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - start)
-    return 2 * size**3 / statistics.median(times)
+def read_bandwidth(device: torch.device | str = "cpu", repeats: int = REPEATS) -> float:
+    """Bytes per second read by summing a large fp32 tensor on ``device`` (median of ``repeats``)."""
+    device = torch.device(device)
+    data = torch.ones(READ_BYTES // 4, dtype=torch.float32, device=device)
+    return READ_BYTES / _median_seconds(data.sum, device, repeats)
+
+
+def peak_matmul(
+    dtype: torch.dtype, device: torch.device | str = "cpu", size: int | None = None, repeats: int = REPEATS
+) -> float:
+    """Floating-point operations per second of a square matmul in ``dtype`` on ``device``."""
+    device = torch.device(device)
+    # A GPU reaches its peak only on products far larger than a CPU needs.
+    size = size or (MATMUL_SIZE if device.type == "cpu" else GPU_MATMUL_SIZE)
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    return 2 * size**3 / _median_seconds(lambda: a @ b, device, repeats)
 
 
 def model_bytes_and_parameters(model: torch.nn.Module) -> tuple[int, int]:
