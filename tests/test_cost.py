@@ -54,13 +54,14 @@ def test_cost_curve_is_cached_and_reused(target, tmp_path):
 
 
 def simulate(policy: AutoBudget, accepted_at, steps: int = 400) -> Counter:
-    """Run the policy against a drafter that fills every budget and gets
+    """Run the policy against a drafter that fills every budget with one chain and gets
     ``accepted_at(budget, step)`` drafts accepted; count the budgets of the second half."""
     chosen = Counter()
     for step in range(steps):
         budget = policy.choose()
         assert budget in policy.candidates
-        policy.record(budget, budget, accepted_at(budget, step))
+        accepted = accepted_at(budget, step)
+        policy.record(budget, budget, accepted, list(range(accepted)))
         if step >= steps // 2:
             chosen[budget] += 1
     return chosen
@@ -70,28 +71,69 @@ def policy(**settings) -> AutoBudget:
     return AutoBudget(CPU_LIKE, candidate_budgets(64), **settings)
 
 
+def both_policies(**settings) -> dict[str, AutoBudget]:
+    """The policy learning from each budget's own steps, and the one crediting smaller budgets."""
+    return {"per budget": policy(**settings), "nested": policy(nested=True, **settings)}
+
+
 def test_candidates_are_powers_of_two_and_the_published_budget_from_the_smallest_that_works():
     assert candidate_budgets(64) == [0, 1, 2, 4, 8, 16, 32, 64]
     assert candidate_budgets(64, paper_budget=55, min_budget=15) == [0, 16, 32, 55, 64]
     assert candidate_budgets(32, paper_budget=80) == [0, 1, 2, 4, 8, 16, 32]
     assert candidate_budgets(8, min_budget=15) == [0, 8]
+    assert candidate_budgets(64, paper_budget=55, min_budget=15, allow_ar=False) == [16, 32, 55, 64]
 
 
-def test_auto_budget_grows_when_drafts_are_accepted():
-    chosen = simulate(policy(), lambda budget, step: budget)
+@pytest.mark.parametrize("kind", ["per budget", "nested"])
+def test_auto_budget_grows_when_drafts_are_accepted(kind):
+    chosen = simulate(both_policies()[kind], lambda budget, step: budget)
     assert chosen.most_common(1)[0][0] >= 32
 
 
-def test_auto_budget_falls_to_ar_when_drafts_are_never_accepted():
-    chosen = simulate(policy(), lambda budget, step: 0)
+@pytest.mark.parametrize("kind", ["per budget", "nested"])
+def test_auto_budget_falls_to_ar_when_drafts_are_never_accepted(kind):
+    chosen = simulate(both_policies()[kind], lambda budget, step: 0)
     assert chosen.most_common(1)[0][0] == 0
     assert chosen[0] >= 0.8 * sum(chosen.values())  # the rest is exploring
 
 
-def test_auto_budget_weighs_acceptance_against_cost():
+@pytest.mark.parametrize("kind", ["per budget", "nested"])
+def test_auto_budget_weighs_acceptance_against_cost(kind):
     # Three drafts accepted at most: 4 nodes are worth verifying, 8 cost more than they gain.
-    chosen = simulate(policy(), lambda budget, step: min(budget, 3))
+    chosen = simulate(both_policies()[kind], lambda budget, step: min(budget, 3))
     assert chosen.most_common(1)[0][0] == 4
+
+
+def test_one_step_credits_every_smaller_budget_with_what_its_first_nodes_accepted():
+    auto = policy(nested=True)
+    # Budget 32, all filled; the accepted path is nodes 0, 1 and 5 (node 5 is the third
+    # token below node 1: a tree of the first 4 nodes would have stopped after two drafts).
+    auto.record(32, 32, 3, [0, 1, 5])
+    assert {b: auto.observed[b] for b in auto.candidates} == {
+        0: 0,
+        1: 1,
+        2: 1,
+        4: 1,
+        8: 1,
+        16: 1,
+        32: 1,
+        64: 0,
+    }
+    assert [auto.tokens[b] for b in (1, 2, 4, 8, 16, 32)] == [2, 3, 3, 4, 4, 4]
+    assert auto.seconds[4] == pytest.approx(CPU_LIKE.latency(5))
+    assert auto.seconds[16] == pytest.approx(CPU_LIKE.latency(17))
+    plain = policy()
+    plain.record(32, 32, 3, [0, 1, 5])
+    assert sum(plain.observed.values()) == 1  # without nesting, only the budget verified
+
+
+def test_a_nested_policy_starts_wide_and_a_windowed_one_never_takes_ar_steps():
+    auto = policy(nested=True)
+    first = auto.choose()
+    assert first == auto.widest() and first > auto.best()
+    no_ar = AutoBudget(CPU_LIKE, candidate_budgets(64, paper_budget=55, min_budget=15, allow_ar=False))
+    chosen = simulate(no_ar, lambda budget, step: 0)
+    assert 0 not in chosen and chosen.most_common(1)[0][0] == 16  # the cheapest that works
 
 
 def test_a_drafter_that_only_works_at_large_budgets_is_found_again():

@@ -85,10 +85,13 @@ class SourceDrafter:
 
     @property
     def min_budget(self) -> int:
-        """The smallest budget this drafter works at: with a Jacobi window, room for two full
-        columns (column 0 alone only harvests n-grams of the root) and one draft beside them;
-        below it the pool never fills. Without a window, one node."""
-        if self.window is None:
+        """The smallest budget this drafter works at: where every source needs the Jacobi
+        window (Lookahead), room for two full columns (column 0 alone only harvests n-grams
+        of the root) and one draft beside them; below it the pool never fills. Otherwise one
+        node: HD's W, S and L draft without the window."""
+        if self.window is None or not all(
+            getattr(source, "needs_window", False) for source in self.sources.values()
+        ):
             return 1
         rows = self.window.level - 1
         share = min(self.window.full_size / self.paper_budget, 1.0) if self.paper_budget else 1.0

@@ -78,6 +78,12 @@ class PoolSource(Source):
         self.pool = NGramPool(capacity)
         self.history: list[int] = []
 
+    @property
+    def needs_window(self) -> bool:
+        """Whether the Jacobi window is all that fills this pool (Lookahead's; HD's W also
+        reads the prompt)."""
+        return not self.from_prompt and self.accepted_ngrams == "none"
+
     def __len__(self) -> int:
         return len(self.pool)
 

@@ -61,6 +61,7 @@ class Source:
     state, nothing learned from steps."""
 
     topk = 0
+    needs_window = False  # True: drafts nothing unless a Jacobi window feeds it
 
     def attach(self, resources: Resources) -> None:
         pass

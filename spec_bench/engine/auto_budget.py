@@ -33,6 +33,15 @@ Measuring methods, not the policy (what the first version got wrong):
   than AR), or there is nothing to measure.
 - Every request starts from the same state (``reset``: the curve and the priors), so a
   question's budgets never depend on the questions before it.
+- One step informs every smaller budget (``nested``: drafters without a window, whose
+  proposal under a smaller budget is the first nodes of a larger one, parents first). A
+  step that verified ``b`` nodes shows what any ``c < b`` would have gained: the accepted
+  path's nodes up to the first one numbered ``c`` or more. Such a policy starts each request
+  at the largest budget exploration may try, so its first block measures all budgets below.
+- A drafter with a Jacobi window gets no AR steps (``allow_ar=False``): its window is all
+  that fills its pool, so an AR step starves the steps after it, and a policy that once
+  chose AR would judge the method by an empty pool. Its smallest budget is the smallest
+  that lets it work; at worst the method runs there, slower than AR, and shows it.
 
 Budgets only change what is verified, never what is emitted: greedy outputs are identical for
 every budget. The choice is deterministic (no random exploration), so runs repeat.
@@ -45,13 +54,16 @@ from spec_bench.engine.cost import LatencyCurve
 MAX_GAP_FACTOR = 8  # a settled policy still explores every 8 x explore_every steps
 
 
-def candidate_budgets(max_budget: int, paper_budget: int = 0, min_budget: int = 1) -> list[int]:
-    """0 (an AR step), then powers of two and the published budget within [min, max]."""
+def candidate_budgets(
+    max_budget: int, paper_budget: int = 0, min_budget: int = 1, allow_ar: bool = True
+) -> list[int]:
+    """0 (an AR step) unless ``allow_ar`` is off, then powers of two and the published budget
+    within [min, max]."""
     powers = {1 << k for k in range(max_budget.bit_length()) if 1 << k <= max_budget}
     if 0 < paper_budget <= max_budget:
         powers.add(paper_budget)
     drafting = sorted(b for b in powers if b >= max(min_budget, 1))
-    return [0] + (drafting or [max_budget])
+    return [0] * allow_ar + (drafting or [max(max_budget, 1)])
 
 
 class AutoBudget:
@@ -65,13 +77,18 @@ class AutoBudget:
         draft_margin: float = 0.1,
         min_gain: float = 0.05,
         explore_floor: float = 0.5,
+        nested: bool = False,
     ) -> None:
         if block < 1 or explore_every < 1 or memory < 1:
             raise ValueError("need block, explore_every and memory >= 1")
-        if not candidates or candidates[0] != 0 or sorted(set(candidates)) != list(candidates):
-            raise ValueError(f"candidates must start at 0 and increase, got {candidates}")
+        if not candidates or candidates[0] < 0 or sorted(set(candidates)) != list(candidates):
+            raise ValueError(f"candidates must be >= 0 and increase, got {candidates}")
+        if candidates == [0]:
+            raise ValueError("candidates need a drafting budget besides 0")
         self.curve = curve
         self.candidates = list(candidates)
+        self.drafting = [b for b in self.candidates if b > 0]
+        self.nested = nested
         self.block = block
         self.explore_every = explore_every
         self.memory = memory
@@ -92,27 +109,42 @@ class AutoBudget:
         self.current = self.best()
         self.exploring = False
         self.held = 0  # steps left in the current block
+        if self.nested:  # the first block measures every budget up to the largest worth trying
+            self.current, self.held, self.exploring = self.widest(), self.block, True
+            self.tried_at[self.current] = 1
 
     def expected_tokens(self, budget: int) -> float:
         """Tokens a step: observed, or for an untried budget the prior or the most any smaller
         observed budget gains, whichever is more."""
         if self.observed[budget] or budget == 0:
             return self.tokens[budget]
-        smaller = [self.tokens[b] for b in self.candidates[1:] if b < budget and self.observed[b]]
+        smaller = [self.tokens[b] for b in self.drafting if b < budget and self.observed[b]]
         return max([self.tokens[budget], *smaller])
 
     def rate(self, budget: int) -> float:
         """Estimated tokens per second when verifying ``budget`` nodes per step."""
         return self.expected_tokens(budget) / self.seconds[budget]
 
+    def explorable(self, best: int) -> list[int]:
+        """Drafting budgets other than ``best`` worth a try: estimated at least
+        ``explore_floor`` of its rate."""
+        floor = self.explore_floor * self.rate(best)
+        return [b for b in self.drafting if b != best and self.rate(b) >= floor]
+
+    def widest(self) -> int:
+        """The largest drafting budget exploration may try from the initial choice."""
+        best = self.best()
+        return max([best, *self.explorable(best)]) if best else max(self.explorable(best), default=best)
+
     def best(self) -> int:
-        """The fastest drafting budget if it beats AR steps; else the fastest one whose drafts
-        are accepted, unless AR steps beat it by more than the margin; else AR steps."""
+        """The fastest drafting budget if it beats AR steps (or AR steps are off); else the
+        fastest one whose drafts are accepted, unless AR steps beat it by more than the
+        margin; else AR steps."""
         rate_of = {b: self.rate(b) for b in self.candidates}
-        fastest = max(self.candidates[1:], key=lambda b: (rate_of[b], -b))
-        if rate_of[fastest] >= rate_of[0]:
+        fastest = max(self.drafting, key=lambda b: (rate_of[b], -b))
+        if 0 not in rate_of or rate_of[fastest] >= rate_of[0]:
             return fastest
-        working = [b for b in self.candidates[1:] if self.expected_tokens(b) >= 1.0 + self.min_gain]
+        working = [b for b in self.drafting if self.expected_tokens(b) >= 1.0 + self.min_gain]
         if working:
             candidate = max(working, key=lambda b: (rate_of[b], -b))
             if rate_of[candidate] >= (1 - self.draft_margin) * rate_of[0]:
@@ -134,8 +166,7 @@ class AutoBudget:
         best = self.best()
         choice = best
         if self.steps >= self.next_exploration:
-            floor = self.explore_floor * self.rate(best)
-            others = [b for b in self.candidates[1:] if b != best and self.rate(b) >= floor]
+            others = self.explorable(best)
             if others:
                 # The one tried longest ago; among equals the more promising.
                 choice = min(others, key=lambda b: (self.tried_at[b], -self.rate(b)))
@@ -144,15 +175,31 @@ class AutoBudget:
         self.current, self.held = choice, self.block - 1
         return choice
 
-    def record(self, budget: int, proposed: int, accepted_drafts: int) -> None:
+    def record(
+        self, budget: int, proposed: int, accepted_drafts: int, accepted_nodes: list[int] | None = None
+    ) -> None:
         # Budgets cut short (context window, token limit) count for the candidate below.
-        bucket = max(b for b in self.candidates if b <= budget)
+        bucket = max((b for b in self.candidates if b <= budget), default=0)
         if bucket == 0:
             return
-        self.observed[bucket] += 1
-        weight = 1.0 / min(self.observed[bucket], self.memory)  # the first observation replaces the prior
-        self.tokens[bucket] += weight * (1 + accepted_drafts - self.tokens[bucket])
-        self.seconds[bucket] += weight * (self.curve.latency(1 + proposed) - self.seconds[bucket])
+        self._observe(bucket, 1 + accepted_drafts, self.curve.latency(1 + proposed))
+        if not self.nested or accepted_nodes is None:
+            return
+        for smaller in self.drafting:
+            if smaller >= bucket:
+                break
+            # Nodes are numbered parents first, so the path's first node numbered >= smaller
+            # ends what a tree of the first ``smaller`` nodes would have accepted.
+            kept = next((i for i, node in enumerate(accepted_nodes) if node >= smaller), len(accepted_nodes))
+            self._observe(
+                smaller, 1 + min(kept, accepted_drafts), self.curve.latency(1 + min(smaller, proposed))
+            )
+
+    def _observe(self, budget: int, tokens: float, seconds: float) -> None:
+        self.observed[budget] += 1
+        weight = 1.0 / min(self.observed[budget], self.memory)  # the first observation replaces the prior
+        self.tokens[budget] += weight * (tokens - self.tokens[budget])
+        self.seconds[budget] += weight * (seconds - self.seconds[budget])
 
     def summary(self) -> dict[int, dict[str, float]]:
         """Per candidate: observations, mean tokens per step, mean cost, estimated rate."""
@@ -181,14 +228,17 @@ def auto_budget(cfg, target, drafter) -> AutoBudget:
         repeats=int(engine.get("cost_repeats", REPEATS)),
         refresh=bool(engine.get("cost_refresh", False)),
     )
+    windowed = getattr(drafter, "window", None) is not None
     candidates = candidate_budgets(
         int(engine.max_budget),
         int(getattr(drafter, "paper_budget", 0)),
         int(getattr(drafter, "min_budget", 1)),
+        allow_ar=not windowed,
     )
     return AutoBudget(
         curve,
         candidates,
+        nested=not windowed,
         block=int(engine.block_steps),
         explore_every=int(engine.explore_every),
         memory=int(engine.acceptance_memory),

@@ -17,8 +17,11 @@ class BudgetPolicy(Protocol):
     def choose(self) -> int:
         """Tokens (drafts and branch nodes) the next step may verify besides the root."""
 
-    def record(self, budget: int, proposed: int, accepted_drafts: int) -> None:
-        """Learn from a finished step: its budget, nodes proposed, draft tokens accepted."""
+    def record(
+        self, budget: int, proposed: int, accepted_drafts: int, accepted_nodes: list[int] | None = None
+    ) -> None:
+        """Learn from a finished step: its budget, nodes proposed, draft tokens accepted, and
+        which nodes (trie indices, root to leaf) were accepted."""
 
 
 class FixedBudget:
@@ -33,5 +36,7 @@ class FixedBudget:
     def choose(self) -> int:
         return self.budget
 
-    def record(self, budget: int, proposed: int, accepted_drafts: int) -> None:
+    def record(
+        self, budget: int, proposed: int, accepted_drafts: int, accepted_nodes: list[int] | None = None
+    ) -> None:
         pass

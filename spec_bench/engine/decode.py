@@ -199,7 +199,7 @@ class Engine:
         # Keep the root and the accepted drafts; the bonus token is next step's root.
         kept = [past_length] + [past_length + 1 + node for node in accepted]
         request.cache.keep(past_length, kept)
-        self.budget.record(budget, len(proposal), len(accepted))
+        self.budget.record(budget, len(proposal), len(accepted), accepted)
         result.proposed.append(len(proposal))
         clock.charge("bookkeeping")
         return StepResult(tokens, sources, proposal, acceptance.branch_predictions, topk, root=context[-1])
