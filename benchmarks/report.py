@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from benchmarks.timing_modes import spread
 from spec_bench.engine.decode import PHASES
+from spec_bench.uncertainty import ratio_of_sums
 
 SETTLED_MAT = 1.05  # an automatic run at or below this MAT verified (almost) no draft
 
@@ -143,7 +144,9 @@ def auto_against_fixed(rows: dict, drafters: list[str]) -> dict[str, dict]:
             for n, r in fixed.items()
             if r["mean_accepted_tokens"] >= 1.1 and r["tokens_per_s"] > 0.9 * auto["tokens_per_s"]
         ]
+        interval = speed_ratio_interval(auto, fixed[best])
         table[drafter] = {
+            "auto_over_best_fixed_interval": interval,
             "auto_tokens_per_s": auto["tokens_per_s"],
             "auto_mat": auto["mean_accepted_tokens"],
             "best_fixed": best,
@@ -154,6 +157,18 @@ def auto_against_fixed(rows: dict, drafters: list[str]) -> dict[str, dict]:
             "working_fixed": working,
         }
     return table
+
+
+def speed_ratio_interval(row: dict, other: dict) -> list[float] | None:
+    """95% interval of ``row``'s speed over ``other``'s, a paired bootstrap over prompts (each
+    prompt's time for ``other`` scaled to ``row``'s token count); None without per-prompt data.
+    The variants of one prompt run back to back, so a slow moment hits both."""
+    mine, theirs = row.get("per_prompt"), other.get("per_prompt")
+    if not mine or not theirs or len(mine) != len(theirs):
+        return None
+    scaled = [t["seconds"] * m["new_tokens"] / max(t["new_tokens"], 1) for m, t in zip(mine, theirs)]
+    estimate = ratio_of_sums(scaled, [m["seconds"] for m in mine])
+    return [estimate.low, estimate.high]
 
 
 def auto_lines(table: dict) -> list[str]:
@@ -169,9 +184,10 @@ def auto_lines(table: dict) -> list[str]:
                 "best fixed",
                 "its tokens/s",
                 "auto / best fixed",
+                "95% interval",
                 "auto at MAT 1.00 where a budget works?",
             ],
-            "lrrlrrl",
+            "lrrlrrll",
         ),
     ]
     for drafter, row in table.items():
@@ -180,11 +196,19 @@ def auto_lines(table: dict) -> list[str]:
             if row["settled_at_ar_while_a_budget_works"]
             else "no"
         )
+        interval = row.get("auto_over_best_fixed_interval")
+        shown = f"[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "-"
         lines.append(
             f"| `{drafter}` | {row['auto_tokens_per_s']:.2f} | {row['auto_mat']:.2f} | "
-            f"`{row['best_fixed']}` | "
-            f"{row['best_fixed_tokens_per_s']:.2f} | {row['auto_over_best_fixed']:.3f} | {settled} |"
+            f"`{row['best_fixed']}` | {row['best_fixed_tokens_per_s']:.2f} | "
+            f"{row['auto_over_best_fixed']:.3f} | {shown} | {settled} |"
         )
+    lines += [
+        "",
+        "The best fixed budget is the fastest of several noisy measurements, so it is favoured by",
+        "chance; the interval (a paired bootstrap over the prompts) says whether auto is slower",
+        "beyond that noise: only an interval entirely below 1.0 is.",
+    ]
     return lines
 
 
@@ -243,6 +267,16 @@ def targets(result: dict, auto: dict) -> list[tuple[str, float, str, bool]]:
                 row["auto_over_best_fixed"] >= 1.0,
             )
         )
+        interval = row.get("auto_over_best_fixed_interval")
+        if interval:
+            checks.append(
+                (
+                    f"`{drafter}`: auto / best fixed, upper end of its 95% interval",
+                    interval[1],
+                    ">= 1.0 (not slower beyond noise)",
+                    interval[1] >= 1.0,
+                )
+            )
         settled = row["settled_at_ar_while_a_budget_works"]
         checks.append(
             (

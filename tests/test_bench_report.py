@@ -1,0 +1,36 @@
+"""The bench's verdict on the automatic budget: the best fixed budget, the ratio, its
+interval over prompts, and the MAT-1.00 check."""
+
+from benchmarks.report import auto_against_fixed
+
+
+def row(tokens_per_s: float, mat: float, seconds: list[float], tokens: int = 64) -> dict:
+    return {
+        "tokens_per_s": tokens_per_s,
+        "mean_accepted_tokens": mat,
+        "per_prompt": [{"new_tokens": tokens, "seconds": s} for s in seconds],
+    }
+
+
+def test_auto_is_compared_with_the_fastest_fixed_budget_with_an_interval_over_prompts():
+    rows = {
+        "pld@auto": row(20.0, 1.4, [3.2, 3.3, 3.2, 3.4]),
+        "pld@8": row(21.0, 1.5, [3.1, 3.0, 3.0, 3.1]),
+        "pld@32": row(18.0, 1.6, [3.5, 3.6, 3.6, 3.5]),
+    }
+    verdict = auto_against_fixed(rows, ["pld"])["pld"]
+    assert verdict["best_fixed"] == "pld@8"
+    assert verdict["auto_over_best_fixed"] == 20.0 / 21.0
+    low, high = verdict["auto_over_best_fixed_interval"]
+    point = (3.1 + 3.0 + 3.0 + 3.1) / (3.2 + 3.3 + 3.2 + 3.4)  # the per-prompt times' ratio
+    assert low <= point <= high and high < 1.0  # slower on every prompt: beyond noise
+    assert not verdict["settled_at_ar_while_a_budget_works"]
+
+
+def test_auto_at_mat_one_is_flagged_where_a_fixed_budget_drafts_at_nearly_its_speed():
+    rows = {
+        "lookahead@auto": row(20.0, 1.01, [3.0, 3.0]),
+        "lookahead@16": row(19.0, 1.19, [3.1, 3.2]),
+    }
+    verdict = auto_against_fixed(rows, ["lookahead"])["lookahead"]
+    assert verdict["settled_at_ar_while_a_budget_works"] and verdict["working_fixed"] == ["lookahead@16"]
