@@ -127,10 +127,7 @@ def test_one_step_credits_every_smaller_budget_with_what_its_first_nodes_accepte
     assert sum(plain.observed.values()) == 1  # without nesting, only the budget verified
 
 
-def test_a_nested_policy_starts_wide_and_a_windowed_one_never_takes_ar_steps():
-    auto = policy(nested=True)
-    first = auto.choose()
-    assert first == auto.widest() and first > auto.best()
+def test_a_windowed_policy_never_takes_ar_steps():
     no_ar = AutoBudget(CPU_LIKE, candidate_budgets(64, paper_budget=55, min_budget=15, allow_ar=False))
     chosen = simulate(no_ar, lambda budget, step: 0)
     assert 0 not in chosen and chosen.most_common(1)[0][0] == 16  # the cheapest that works

@@ -262,10 +262,10 @@ def test_lookahead_proposals_keep_the_sampling_distribution():
 
 
 def test_only_a_drafter_whose_sources_all_need_the_window_has_a_minimum_budget():
-    # Lookahead's pool is filled by its window alone: below two columns and a draft it drafts
-    # nothing. HD's W reads the prompt and S and L are databases: one node is enough.
+    # Lookahead's pool is filled by its window alone: it needs two columns of 4 rows (the
+    # root's column counts the root). HD's W reads the prompt, S and L are databases.
     lookahead, hd = drafter_from_config("lookahead"), drafter_from_config("hd")
-    assert lookahead.min_budget > 8
+    assert lookahead.min_budget == 7
     assert lookahead.sources["lookahead"].needs_window
     assert hd.min_budget == 1
     assert not hd.sources["W"].needs_window and not hd.sources["L"].needs_window

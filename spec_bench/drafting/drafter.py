@@ -85,21 +85,16 @@ class SourceDrafter:
 
     @property
     def min_budget(self) -> int:
-        """The smallest budget this drafter works at: where every source needs the Jacobi
-        window (Lookahead), room for two full columns (column 0 alone only harvests n-grams
-        of the root) and one draft beside them; below it the pool never fills. Otherwise one
-        node: HD's W, S and L draft without the window."""
+        """The smallest budget this drafter works at. Where every source needs the Jacobi
+        window (Lookahead), room for two columns of the window alone (column 0 only harvests
+        n-grams of the root): a step with nothing to draft gives the window the whole budget,
+        and what it harvests is drafted in the steps after. Otherwise one node: HD's W, S and L
+        draft without the window."""
         if self.window is None or not all(
             getattr(source, "needs_window", False) for source in self.sources.values()
         ):
             return 1
-        rows = self.window.level - 1
-        share = min(self.window.full_size / self.paper_budget, 1.0) if self.paper_budget else 1.0
-        for budget in range(1, max(self.paper_budget, 1) + 1):
-            columns = min(self.window.window, (int(budget * share) + 1) // rows)
-            if columns >= min(2, self.window.window) and budget - (columns * rows - 1) >= rows:
-                return budget
-        return max(self.paper_budget, 1)
+        return min(2, self.window.window) * (self.window.level - 1) - 1
 
     def window_room(self, budget: int) -> int:
         """Nodes set aside for the Jacobi window. At the published budget and above, the

@@ -36,8 +36,9 @@ Measuring methods, not the policy (what the first version got wrong):
 - One step informs every smaller budget (``nested``: drafters without a window, whose
   proposal under a smaller budget is the first nodes of a larger one, parents first). A
   step that verified ``b`` nodes shows what any ``c < b`` would have gained: the accepted
-  path's nodes up to the first one numbered ``c`` or more. Such a policy starts each request
-  at the largest budget exploration may try, so its first block measures all budgets below.
+  path's nodes up to the first one numbered ``c`` or more. (Starting each request at the
+  widest budget worth trying, to measure all budgets below at once, was tried and measured
+  slower: a first block at a bad moment sent PLD and the suffix tree to AR steps.)
 - A drafter with a Jacobi window gets no AR steps (``allow_ar=False``): its window is all
   that fills its pool, so an AR step starves the steps after it, and a policy that once
   chose AR would judge the method by an empty pool. Its smallest budget is the smallest
@@ -109,9 +110,6 @@ class AutoBudget:
         self.current = self.best()
         self.exploring = False
         self.held = 0  # steps left in the current block
-        if self.nested:  # the first block measures every budget up to the largest worth trying
-            self.current, self.held, self.exploring = self.widest(), self.block, True
-            self.tried_at[self.current] = 1
 
     def expected_tokens(self, budget: int) -> float:
         """Tokens a step: observed, or for an untried budget the prior or the most any smaller
@@ -130,11 +128,6 @@ class AutoBudget:
         ``explore_floor`` of its rate."""
         floor = self.explore_floor * self.rate(best)
         return [b for b in self.drafting if b != best and self.rate(b) >= floor]
-
-    def widest(self) -> int:
-        """The largest drafting budget exploration may try from the initial choice."""
-        best = self.best()
-        return max([best, *self.explorable(best)]) if best else max(self.explorable(best), default=best)
 
     def best(self) -> int:
         """The fastest drafting budget if it beats AR steps (or AR steps are off); else the
