@@ -206,3 +206,45 @@ def test_greedy_output_is_the_same_for_every_budget(target):
     auto = policies["auto"]
     assert auto.steps >= 2 and sum(auto.observed.values()) > 0
     assert max(generation.accept_lengths) > 1  # it drafted and was accepted
+
+
+def test_only_a_nested_policy_at_ar_steps_drafts_beside_them():
+    nested, plain = policy(nested=True), policy()
+    simulate(nested, lambda budget, step: 0)
+    simulate(plain, lambda budget, step: 0)
+    assert nested.current == plain.current == 0
+    assert nested.shadow_budget() > 0 and plain.shadow_budget() == 0
+
+
+class ARStepsWithShadow:
+    """Always an AR step, with a shadow proposal of 8 nodes beside it; keeps what it hears."""
+
+    def __init__(self) -> None:
+        self.records = []
+
+    def reset(self) -> None:
+        pass
+
+    def choose(self) -> int:
+        return 0
+
+    def shadow_budget(self) -> int:
+        return 8
+
+    def record(self, budget, proposed, accepted_drafts, accepted_nodes=None) -> None:
+        self.records.append((budget, proposed, accepted_drafts, accepted_nodes))
+
+
+def test_shadow_proposals_are_scored_against_the_tokens_that_follow_and_never_verified(target):
+    prompt = target.encode(PROMPT)
+    reference = Engine(target, 0.0, FixedBudget(0)).generate(prompt, drafter_from_config("pld"), 40)
+    shadowing = ARStepsWithShadow()
+    generation = Engine(target, 0.0, shadowing).generate(prompt, drafter_from_config("pld"), 40)
+    assert generation.tokens == reference.tokens
+    assert set(generation.proposed) == {0}  # nothing was verified
+    scored = [r for r in shadowing.records if r[1] > 0]
+    assert scored and all(budget == 8 and proposed <= 8 for budget, proposed, _, _ in scored)
+    assert max(accepted for _, _, accepted, _ in scored) >= 2  # PLD's chains would have paid
+    # Verified with the same budget, PLD accepts chains of the same kind.
+    verified = Engine(target, 0.0, FixedBudget(8)).generate(prompt, drafter_from_config("pld"), 40)
+    assert max(verified.accept_lengths) > 2

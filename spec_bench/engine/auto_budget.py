@@ -39,6 +39,11 @@ Measuring methods, not the policy (what the first version got wrong):
   path's nodes up to the first one numbered ``c`` or more. (Starting each request at the
   widest budget worth trying, to measure all budgets below at once, was tried and measured
   slower: a first block at a bad moment sent PLD and the suffix tree to AR steps.)
+- AR steps still measure the method: beside each, the engine drafts the best drafting
+  budget's proposal without verifying it (``shadow_budget``) and, once the tokens that follow
+  are known, records what verification would have accepted (nested drafters only: their
+  proposals do not depend on being verified). A policy that took AR steps after a bad start
+  thus learns, at the cost of drafting alone, when drafting pays again.
 - A drafter with a Jacobi window gets no AR steps (``allow_ar=False``): its window is all
   that fills its pool, so an AR step starves the steps after it, and a policy that once
   chose AR would judge the method by an empty pool. Its smallest budget is the smallest
@@ -167,6 +172,18 @@ class AutoBudget:
                 self.exploring = True
         self.current, self.held = choice, self.block - 1
         return choice
+
+    def shadow_budget(self) -> int:
+        """While the policy takes AR steps, the budget whose proposal the engine drafts beside
+        them, unverified, and scores against the tokens that follow (0: none). Only for nested
+        drafters, whose proposals do not depend on being verified: so the method is still
+        measured while AR steps are faster, and drafting resumes when it would pay. The
+        widest budget exploration would try, since one proposal informs every smaller one."""
+        if not self.nested or self.current != 0:
+            return 0
+        floor = self.explore_floor * self.rate(0)
+        worth = [b for b in self.drafting if self.rate(b) >= floor]
+        return max(worth, default=self.drafting[0])
 
     def record(
         self, budget: int, proposed: int, accepted_drafts: int, accepted_nodes: list[int] | None = None

@@ -16,7 +16,7 @@ import torch
 
 from spec_bench.engine.budget import BudgetPolicy, FixedBudget
 from spec_bench.engine.cache import TreeCache
-from spec_bench.engine.proposal import Drafter, Proposal, StepResult
+from spec_bench.engine.proposal import ROOT, Drafter, Proposal, StepResult
 from spec_bench.engine.verify import Acceptance, TreeInputBuilder, accept_greedy, accept_sampling
 from spec_bench.errors import HarnessError
 
@@ -73,6 +73,9 @@ class _Request:
     result: Generation
     limit: int  # new tokens this request may produce
     topk: int  # >0: the drafter wants the target's top-k at every verified node
+    # Proposals drafted beside AR steps and never verified, with the context length they
+    # continue: scored against the tokens that follow (see ``_score_shadows``).
+    shadows: list[tuple[int, int, Proposal]] = field(default_factory=list)
 
     @property
     def tokens_left(self) -> int:
@@ -126,6 +129,8 @@ class Engine:
             request.clock.charge("draft")
             result.tokens += step.tokens
             request.context += step.tokens
+            if request.shadows:
+                self._score_shadows(request)
             result.accept_lengths.append(len(step.tokens))
             for source in step.sources:
                 result.accepted_by_source[source] = result.accepted_by_source.get(source, 0) + 1
@@ -154,6 +159,30 @@ class Engine:
         request.clock.charge("accept")
         return StepResult([acceptance.bonus_token], ["bonus"], nothing)
 
+    def _shadow_budget(self, request: _Request) -> int:
+        """Nodes to draft, unverified, beside an AR step the policy chose (0: none)."""
+        shadow = getattr(self.budget, "shadow_budget", None)
+        if shadow is None:
+            return 0
+        return max(
+            0, min(shadow(), self.target.context_window - len(request.context), request.tokens_left - 1)
+        )
+
+    def _score_shadows(self, request: _Request) -> None:
+        """Tell the policy what each unverified proposal would have gained, once the tokens
+        after it decide: at T=0 exactly what verification would have accepted; at T>0 a
+        draft token matched with the probability that verification accepts it."""
+        waiting = []
+        for length, shadow, proposal in request.shadows:
+            path = _shadow_path(proposal, request.context[length:])
+            if path is None:
+                waiting.append((length, shadow, proposal))
+                continue
+            if proposal.max_accepted is not None:
+                path = path[: proposal.max_accepted]
+            self.budget.record(shadow, len(proposal), len(path), path)
+        request.shadows = waiting
+
     def _accept(self, logits: torch.Tensor, proposal: Proposal, generator: torch.Generator) -> Acceptance:
         if self.temperature > 0:
             return accept_sampling(logits, proposal, self.temperature, generator)
@@ -169,6 +198,9 @@ class Engine:
         budget = max(0, min(budget, self.target.context_window - len(context), request.tokens_left - 1))
         result.budgets.append(budget)
         proposal = drafter.propose(context, budget)
+        shadow = self._shadow_budget(request) if budget == 0 else 0
+        if shadow:
+            request.shadows.append((len(context), shadow, drafter.propose(context, shadow)))
         clock.charge("draft")
         if len(proposal) > budget:
             raise HarnessError(
@@ -203,6 +235,20 @@ class Engine:
         result.proposed.append(len(proposal))
         clock.charge("bookkeeping")
         return StepResult(tokens, sources, proposal, acceptance.branch_predictions, topk, root=context[-1])
+
+
+def _shadow_path(proposal: Proposal, continuation: list[int]) -> list[int] | None:
+    """The draft nodes ``continuation`` walks down from the root, or None while it could
+    still go deeper (the tokens that would decide it are not there yet)."""
+    parent, path = ROOT, []
+    for token in continuation:
+        node = proposal.child(parent, token)
+        if node is None:
+            return path
+        path.append(node)
+        parent = node
+    has_children = any(p == parent for p in proposal.parents)
+    return None if has_children else path
 
 
 def _stop_early(
