@@ -31,6 +31,9 @@ def test_tolerance_follows_the_dtype():
     assert Mismatch(0, 3, 5, 6, margin=0.5, tolerance=1.0).kind == NEAR_TIE
     assert Mismatch(0, 3, 5, 6, margin=2.0, tolerance=1.0).kind == DEFECT
     assert Mismatch(0, 3, 5, None, margin=0.0, tolerance=1.0).kind == DEFECT  # the answer ended early
+    # A plain forward over the same prefix ranks the drafter's token first: two computations
+    # of the model disagree, whatever the gap.
+    assert Mismatch(0, 3, 5, 6, margin=2.0, tolerance=1.0, token_ranked_first=True).kind == NEAR_TIE
 
 
 def test_a_wrong_token_in_fp32_is_a_defect_and_the_margin_is_ars_own(target):
@@ -44,3 +47,8 @@ def test_a_wrong_token_in_fp32_is_a_defect_and_the_margin_is_ars_own(target):
     assert (mismatch.ar_token, mismatch.token) == (ar[5], runner_up)
     assert mismatch.margin == pytest.approx(float(logits[ar[5]] - logits[runner_up]), rel=1e-4)
     assert mismatch.kind == DEFECT and mismatch.tolerance < 1e-3  # fp32: only exact ties pass
+    assert not mismatch.token_ranked_first
+    # The other way round: if "AR" had picked the runner-up, the drafter's token is the plain
+    # forward's first choice, which no verifier bug would produce: a near-tie.
+    swapped = classify(target, prompt, wrong, ar, turn=0, position=5)
+    assert swapped.token_ranked_first and swapped.kind == NEAR_TIE
