@@ -134,12 +134,16 @@ class AutoBudget:
         floor = self.explore_floor * self.rate(best)
         return [b for b in self.drafting if b != best and self.rate(b) >= floor]
 
+    def fastest_drafting(self) -> int:
+        """The drafting budget with the highest estimated rate (the smaller among equals)."""
+        return max(self.drafting, key=lambda b: (self.rate(b), -b))
+
     def best(self) -> int:
         """The fastest drafting budget if it beats AR steps (or AR steps are off); else the
         fastest one whose drafts are accepted, unless AR steps beat it by more than the
         margin; else AR steps."""
         rate_of = {b: self.rate(b) for b in self.candidates}
-        fastest = max(self.drafting, key=lambda b: (rate_of[b], -b))
+        fastest = self.fastest_drafting()
         if 0 not in rate_of or rate_of[fastest] >= rate_of[0]:
             return fastest
         working = [b for b in self.drafting if self.expected_tokens(b) >= 1.0 + self.min_gain]
@@ -182,7 +186,7 @@ class AutoBudget:
         (64 nodes of a suffix tree) cost the suffix drafters 1-2 ms a step on average."""
         if not self.nested or self.current != 0:
             return 0
-        return max(self.drafting, key=lambda b: (self.rate(b), -b))
+        return self.fastest_drafting()
 
     def record(
         self, budget: int, proposed: int, accepted_drafts: int, accepted_nodes: list[int] | None = None

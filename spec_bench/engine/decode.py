@@ -164,9 +164,13 @@ class Engine:
         shadow = getattr(self.budget, "shadow_budget", None)
         if shadow is None:
             return 0
-        return max(
-            0, min(shadow(), self.target.context_window - len(request.context), request.tokens_left - 1)
-        )
+        return self._fitting(request, shadow())
+
+    def _fitting(self, request: _Request, budget: int) -> int:
+        """``budget`` cut so the tree stays inside the context window and verifies no draft
+        past the token limit (it could never be emitted)."""
+        context_room = self.target.context_window - len(request.context)
+        return max(0, min(budget, context_room, request.tokens_left - 1))
 
     def _score_shadows(self, request: _Request) -> None:
         """Tell the policy what each unverified proposal would have gained, once the tokens
@@ -192,10 +196,7 @@ class Engine:
         """Draft, verify the tree in one forward, accept, keep the accepted path's cache."""
         context, clock, result = request.context, request.clock, request.result
         past_length = len(context) - 1  # the root (last token) is not cached yet
-        budget = self.budget.choose()
-        # Tree positions must stay inside the context window, and drafts past the token
-        # limit could never be emitted (so verifying them would be wasted work).
-        budget = max(0, min(budget, self.target.context_window - len(context), request.tokens_left - 1))
+        budget = self._fitting(request, self.budget.choose())
         result.budgets.append(budget)
         proposal = drafter.propose(context, budget)
         shadow = self._shadow_budget(request) if budget == 0 else 0
