@@ -53,6 +53,24 @@ def test_cost_curve_is_cached_and_reused(target, tmp_path):
     assert len(calls) == 3
 
 
+def test_every_timed_forward_meets_a_shape_decoding_has_not_met_before(target, monkeypatch):
+    """Decoding's cached prefix grows every step, so the curve must not time one shape again
+    and again (a GPU kernel that plans per shape would look cheaper than it is)."""
+    from spec_bench.engine import cost
+
+    pasts = []
+    timed = cost._timed_forward
+
+    def recording(target, builder, cache, tree, past):
+        pasts.append(past)
+        return timed(target, builder, cache, tree, past)
+
+    monkeypatch.setattr(cost, "_timed_forward", recording)
+    curve = measure_latency_curve(target, sizes=(1, 4), prefix_length=16, repeats=2)
+    assert len(pasts) == 6 and len(set(pasts)) == 6 and min(pasts) == 16
+    assert curve.settings["format"] == cost.FORMAT
+
+
 def simulate(policy: AutoBudget, accepted_at, steps: int = 400) -> Counter:
     """Run the policy against a drafter that fills every budget with one chain and gets
     ``accepted_at(budget, step)`` drafts accepted; count the budgets of the second half."""

@@ -32,7 +32,7 @@ SIZES = (1, 2, 4, 8, 16, 32, 64, 128)  # tokens per forward, root included
 PREFIX_LENGTH = 300  # cached tokens before the tree: about a Spec-Bench prompt
 REPEATS = 3
 CHAIN_LENGTH = 10  # the measured tree: chains of this many tokens below the root, like PLD's
-FORMAT = 1  # bump when the cached file's meaning changes
+FORMAT = 2  # bump when the cached file's meaning changes
 
 
 @dataclass
@@ -63,20 +63,26 @@ def measure_latency_curve(
 
     Sizes are interleaved within each repeat, so slow drift of a shared machine hits them
     all alike; each size is warmed up once first; CUDA is synchronised around every timing.
+    Every forward continues a prefix one token longer than the last: decoding never repeats a
+    shape, and a kernel that prepares itself per shape (cuDNN attention builds a plan per
+    query and key length) must be priced as decoding pays it.
     """
     device = target.device
     generator = torch.Generator().manual_seed(0)
     vocab = int(getattr(target.model.config, "vocab_size", 32000))
-    prefix = torch.randint(100, vocab, (1, prefix_length), generator=generator)
+    forwards = (repeats + 1) * len(sizes)
+    prefix = torch.randint(100, vocab, (1, prefix_length + forwards), generator=generator)
     builder = TreeInputBuilder(device, target.dtype)
     trees = {size: _tree(size - 1, vocab, generator) for size in sizes}
-    cache = TreeCache(capacity=prefix_length + max(sizes))
+    cache = TreeCache(capacity=prefix_length + forwards + max(sizes))
     timings: dict[int, list[float]] = {size: [] for size in sizes}
+    past = prefix_length
     with torch.inference_mode():
         target.model(input_ids=prefix.to(device), cache=cache, use_cache=True, logits_to_keep=1)
         for repeat in range(repeats + 1):  # the first round warms up
             for size in sizes:
-                elapsed = _timed_forward(target, builder, cache, trees[size], prefix_length)
+                elapsed = _timed_forward(target, builder, cache, trees[size], past)
+                past += 1
                 if repeat:
                     timings[size].append(elapsed)
     return LatencyCurve(
@@ -97,6 +103,9 @@ def _tree(nodes: int, vocab: int, generator: torch.Generator) -> Proposal:
 
 def _timed_forward(target, builder: TreeInputBuilder, cache: TreeCache, tree: Proposal, past: int) -> float:
     sync = torch.cuda.synchronize if target.device.type == "cuda" else (lambda: None)
+    # The cached prefix ends at ``past`` (rows a tree overwrote before hold other keys and
+    # values now: the time of a forward depends on their number, not on what they hold).
+    cache.keep(past, [])
     sync()
     start = time.perf_counter()
     inputs = builder.build(0, tree, past)

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from spec_bench.errors import HarnessError
-from spec_bench.models import small_matmul
+from spec_bench.models import attention_kernel, small_matmul
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,9 @@ class Target:
     eos_token_ids: set[int] = field(default_factory=set)
     context_window: int = 2048
     source: str = ""  # where the weights came from (hub id, folder, or file hash)
-    kernels: str = "default"  # "small-rows-matmul" when linear layers are patched (see small_matmul)
+    # "default", or the measured choices joined by "+": "small-rows-matmul" (linear layers
+    # patched, see small_matmul), "no-cudnn-attention" (see attention_kernel)
+    kernels: str = "default"
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         return self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
@@ -130,12 +132,19 @@ def load_target(model_cfg, cache_dir: str | os.PathLike) -> Target:
         folder, source = path, path
     model, tokenizer = _from_pretrained(folder, dtype, device, model_cfg.name)
     model.eval()
-    kernels = "default"
+    chosen = []
     # One measured choice for every run that shares the cache on this machine.
     choice_cache = Path(cache_dir) / "kernels" / f"{setup_key(model_cfg.name, source, device, dtype)}.json"
     if small_matmul.wanted(model_cfg.get("small_rows_matmul", "auto"), model, choice_cache):
         small_matmul.use_small_rows_matmul(model)
-        kernels = "small-rows-matmul"
+        chosen.append("small-rows-matmul")
+    attention_cache = choice_cache.with_name(choice_cache.stem + "-attention.json")
+    if (
+        attention_kernel.choose(model_cfg.get("cudnn_attention", "auto"), model, device, attention_cache)
+        is False
+    ):
+        chosen.append("no-cudnn-attention")
+    kernels = "+".join(chosen) or "default"
     return Target(
         name=model_cfg.name,
         model=model,

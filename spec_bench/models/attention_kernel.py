@@ -1,0 +1,118 @@
+"""Whether a GPU's scaled-dot-product attention may use cuDNN, decided by measurement.
+
+On an H100 (torch 2.11, bf16, a tree mask and grouped-query heads), PyTorch's SDPA picks
+cuDNN attention, and cuDNN builds an execution plan for every new pair of query and key
+lengths. A repeated shape then costs 20 ms a forward for the embedded model, a new one 57-60 ms
+(benchmarks/nvidia-h100-80gb-hbm3-16t/2026-11-26-step-profile). Decoding meets a new key
+length at every step (the cached prefix grows), so it pays the plan at every step, while a cost
+curve measured at one prefix length never does. Without cuDNN the same forwards take 23-26 ms
+at any shape (the math kernel). Which way wins depends on the GPU, the library versions and
+the model, so ``cudnn_attention: auto`` times both at shapes never seen before in the process,
+as decoding sees them, and keeps cuDNN only when it is faster. The choice is cached per model,
+device, dtype and thread count, like the linear-layer kernel (``small_matmul``). CPUs have no
+cuDNN: nothing is chosen there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from spec_bench.files import write_text_atomic
+
+PREFIX_LENGTH = 300  # cached tokens before each timed forward, about a Spec-Bench prompt
+TREE_TOKENS = 16  # tokens per timed forward: a typical verification
+CALLS = 8  # timed forwards per setting, after one warm-up each
+MARGIN = 0.95  # turn cuDNN off only when the forwards without it take under 95% of the time
+
+
+def choose(
+    setting, model: torch.nn.Module, device: torch.device, cache: str | os.PathLike | None
+) -> bool | None:
+    """Whether SDPA may use cuDNN attention in this process (applied before returning);
+    ``None`` where there is nothing to choose (no CUDA, or no cuDNN attention in this torch).
+    ``auto`` measures (or reads the cached measurement); true/false force it."""
+    if device.type != "cuda" or not hasattr(torch.backends.cuda, "enable_cudnn_sdp"):
+        return None
+    if setting not in (None, "auto"):
+        enabled = bool(setting)
+    else:
+        enabled = _cached(cache)
+        if enabled is None:
+            with_cudnn, without = time_fresh_shapes(model, device)
+            enabled = not without < MARGIN * with_cudnn
+            _store(cache, {"cudnn_attention": enabled, "with_cudnn_s": with_cudnn, "without_s": without})
+    torch.backends.cuda.enable_cudnn_sdp(enabled)
+    return enabled
+
+
+def _cached(cache: str | os.PathLike | None) -> bool | None:
+    path = Path(cache) if cache is not None else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        return bool(json.loads(path.read_text())["cudnn_attention"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # unreadable: measure again and overwrite it
+
+
+def _store(cache: str | os.PathLike | None, record: dict) -> None:
+    if cache is None:
+        return
+    path = Path(cache)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(record, indent=2) + "\n")
+
+
+@torch.inference_mode()
+def time_fresh_shapes(model: torch.nn.Module, device: torch.device) -> tuple[float, float]:
+    """Median seconds of a ``TREE_TOKENS`` verification forward with cuDNN attention allowed
+    and without it, the two interleaved; every forward with cuDNN meets a key length it has
+    not met before (a plan built per shape is part of what decoding pays)."""
+    from spec_bench.engine.cache import TreeCache
+    from spec_bench.engine.cost import _tree
+    from spec_bench.engine.verify import TreeInputBuilder
+
+    generator = torch.Generator().manual_seed(0)
+    vocab = int(getattr(model.config, "vocab_size", 32000))
+    longest = PREFIX_LENGTH + 2 * (CALLS + 1)
+    prefix = torch.randint(100, vocab, (1, longest), generator=generator).to(device)
+    tree = _tree(TREE_TOKENS - 1, vocab, generator)
+    builder = TreeInputBuilder(device, model.dtype)
+    cache = TreeCache(capacity=longest + TREE_TOKENS)
+    was_enabled = torch.backends.cuda.cudnn_sdp_enabled()
+    timings: dict[bool, list[float]] = {True: [], False: []}
+    try:
+        model(input_ids=prefix, cache=cache, use_cache=True, logits_to_keep=1)
+        for call in range(CALLS + 1):  # the first round warms up
+            for enabled in (True, False):
+                torch.backends.cuda.enable_cudnn_sdp(enabled)
+                past = PREFIX_LENGTH + 2 * call + int(enabled)
+                elapsed = _timed_forward(model, builder, cache, tree, past, device)
+                if call:
+                    timings[enabled].append(elapsed)
+    finally:
+        torch.backends.cuda.enable_cudnn_sdp(was_enabled)
+    return statistics.median(timings[True]), statistics.median(timings[False])
+
+
+def _timed_forward(model, builder, cache, tree, past: int, device: torch.device) -> float:
+    cache.keep(past, [])  # the prefix now ends at ``past``
+    torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    inputs = builder.build(0, tree, past)
+    model(
+        input_ids=inputs.input_ids,
+        position_ids=inputs.position_ids,
+        attention_mask=inputs.attention_mask,
+        cache=cache,
+        use_cache=True,
+    ).logits.argmax(dim=-1).tolist()
+    elapsed = time.perf_counter() - start
+    cache.keep(past, [])
+    return elapsed
