@@ -139,9 +139,13 @@ def build_variants(cfg, targets: dict, drafters: list[str], budgets: list[int], 
     variants = [
         engine_variant("ar", fast, NoDrafter(), FixedBudget(0)),
         engine_variant("ar_fp32", targets["fp32"], NoDrafter(), FixedBudget(0)),
-        generate_variant("generate", fast),
-        generate_variant("generate+pld", fast, prompt_lookup_num_tokens=PROMPT_LOOKUP_TOKENS),
+        # What a user gets from transformers: the model as loaded, no kernel choices of ours.
+        generate_variant("generate", targets["plain"]),
+        generate_variant("generate+pld", targets["plain"], prompt_lookup_num_tokens=PROMPT_LOOKUP_TOKENS),
     ]
+    if targets["plain"] is not fast:
+        # generate on our kernels: what of our AR's lead is the kernels, and what is the loop.
+        variants.append(generate_variant("generate+our-kernels", fast))
     if "generate" in targets:
         static = generate_variant(
             "generate+static+compile", targets["generate"], cache_implementation="static"
@@ -173,6 +177,13 @@ def main(argv: list[str] | None = None) -> int:
         targets["fp32"] = targets["auto"]
     else:
         targets["fp32"] = load_target(OmegaConf.merge(cfg.model, {"dtype": "float32"}), cfg.cache_dir)
+    # The model as a user of transformers loads it: our linear-layer kernels off. (The GPU's
+    # attention choice is process-wide, so generate shares it; it changes no CPU run.)
+    plain = {"packed_linear": False, "small_rows_matmul": False}
+    if targets["auto"].kernels in ("default", "no-cudnn-attention"):
+        targets["plain"] = targets["auto"]
+    else:
+        targets["plain"] = load_target(OmegaConf.merge(cfg.model, plain), cfg.cache_dir)
     if not args.skip_compile:
         # Our engine and generate each on a model of their own: their compiled graphs differ.
         for name in ("compiled", "generate"):

@@ -61,9 +61,9 @@ def test_every_timed_forward_meets_a_shape_decoding_has_not_met_before(target, m
     pasts = []
     timed = cost._timed_forward
 
-    def recording(target, builder, cache, tree, past):
+    def recording(model, device, builder, cache, tree, past):
         pasts.append(past)
-        return timed(target, builder, cache, tree, past)
+        return timed(model, device, builder, cache, tree, past)
 
     monkeypatch.setattr(cost, "_timed_forward", recording)
     curve = measure_latency_curve(target, sizes=(1, 4), prefix_length=16, repeats=2)

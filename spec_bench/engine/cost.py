@@ -81,7 +81,7 @@ def measure_latency_curve(
         target.model(input_ids=prefix.to(device), cache=cache, use_cache=True, logits_to_keep=1)
         for repeat in range(repeats + 1):  # the first round warms up
             for size in sizes:
-                elapsed = _timed_forward(target, builder, cache, trees[size], past)
+                elapsed = _timed_forward(target.model, device, builder, cache, trees[size], past)
                 past += 1
                 if repeat:
                     timings[size].append(elapsed)
@@ -101,15 +101,17 @@ def _tree(nodes: int, vocab: int, generator: torch.Generator) -> Proposal:
     return proposal
 
 
-def _timed_forward(target, builder: TreeInputBuilder, cache: TreeCache, tree: Proposal, past: int) -> float:
-    sync = torch.cuda.synchronize if target.device.type == "cuda" else (lambda: None)
+def _timed_forward(
+    model, device, builder: TreeInputBuilder, cache: TreeCache, tree: Proposal, past: int
+) -> float:
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     # The cached prefix ends at ``past`` (rows a tree overwrote before hold other keys and
     # values now: the time of a forward depends on their number, not on what they hold).
     cache.keep(past, [])
     sync()
     start = time.perf_counter()
     inputs = builder.build(0, tree, past)
-    target.model(
+    model(
         input_ids=inputs.input_ids,
         position_ids=inputs.position_ids,
         attention_mask=inputs.attention_mask,
@@ -119,6 +121,42 @@ def _timed_forward(target, builder: TreeInputBuilder, cache: TreeCache, tree: Pr
     elapsed = time.perf_counter() - start
     cache.keep(past, [])
     return elapsed
+
+
+def compare_forwards(
+    model,
+    device: torch.device,
+    settings: dict[str, Callable[[], None]],
+    sizes: Sequence[int] = (16,),
+    calls: int = 8,
+    prefix_length: int = PREFIX_LENGTH,
+) -> dict[str, float]:
+    """Median seconds of one round of verification forwards (one of each of ``sizes`` tokens)
+    under each of ``settings`` (a function that puts the setting in place), the settings
+    interleaved so a shared machine's drift hits them alike, after one warm-up round each.
+    Every forward continues a prefix one token longer than any before, as decoding does. How
+    the kernel choices (``spec_bench.models``) measure a whole forward, not a kernel alone."""
+    generator = torch.Generator().manual_seed(0)
+    vocab = int(getattr(model.config, "vocab_size", 32000))
+    forwards = (calls + 1) * len(settings) * len(sizes)
+    prefix = torch.randint(100, vocab, (1, prefix_length + forwards), generator=generator).to(device)
+    trees = {size: _tree(size - 1, vocab, generator) for size in sizes}
+    builder = TreeInputBuilder(device, model.dtype)
+    cache = TreeCache(capacity=prefix_length + forwards + max(sizes))
+    rounds: dict[str, list[float]] = {name: [] for name in settings}
+    past = prefix_length
+    with torch.inference_mode():
+        model(input_ids=prefix, cache=cache, use_cache=True, logits_to_keep=1)
+        for call in range(calls + 1):  # the first round warms up
+            for name, put_in_place in settings.items():
+                put_in_place()
+                elapsed = 0.0
+                for size in sizes:
+                    elapsed += _timed_forward(model, device, builder, cache, trees[size], past)
+                    past += 1
+                if call:
+                    rounds[name].append(elapsed)
+    return {name: statistics.median(times) for name, times in rounds.items()}
 
 
 def curve_settings(target, sizes: Sequence[int], prefix_length: int, repeats: int) -> dict:

@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
-import time
 from pathlib import Path
 
 import torch
 
 from spec_bench.files import write_text_atomic
 
-PREFIX_LENGTH = 300  # cached tokens before each timed forward, about a Spec-Bench prompt
 TREE_TOKENS = 16  # tokens per timed forward: a typical verification
 CALLS = 8  # timed forwards per setting, after one warm-up each
 MARGIN = 0.95  # turn cuDNN off only when the forwards without it take under 95% of the time
@@ -69,50 +66,24 @@ def _store(cache: str | os.PathLike | None, record: dict) -> None:
     write_text_atomic(path, json.dumps(record, indent=2) + "\n")
 
 
-@torch.inference_mode()
 def time_fresh_shapes(model: torch.nn.Module, device: torch.device) -> tuple[float, float]:
     """Median seconds of a ``TREE_TOKENS`` verification forward with cuDNN attention allowed
-    and without it, the two interleaved; every forward with cuDNN meets a key length it has
-    not met before (a plan built per shape is part of what decoding pays)."""
-    from spec_bench.engine.cache import TreeCache
-    from spec_bench.engine.cost import _tree
-    from spec_bench.engine.verify import TreeInputBuilder
+    and without it, the two interleaved; every forward meets a key length not met before (a
+    plan built per shape is part of what decoding pays)."""
+    from spec_bench.engine.cost import compare_forwards
 
-    generator = torch.Generator().manual_seed(0)
-    vocab = int(getattr(model.config, "vocab_size", 32000))
-    longest = PREFIX_LENGTH + 2 * (CALLS + 1)
-    prefix = torch.randint(100, vocab, (1, longest), generator=generator).to(device)
-    tree = _tree(TREE_TOKENS - 1, vocab, generator)
-    builder = TreeInputBuilder(device, model.dtype)
-    cache = TreeCache(capacity=longest + TREE_TOKENS)
     was_enabled = torch.backends.cuda.cudnn_sdp_enabled()
-    timings: dict[bool, list[float]] = {True: [], False: []}
     try:
-        model(input_ids=prefix, cache=cache, use_cache=True, logits_to_keep=1)
-        for call in range(CALLS + 1):  # the first round warms up
-            for enabled in (True, False):
-                torch.backends.cuda.enable_cudnn_sdp(enabled)
-                past = PREFIX_LENGTH + 2 * call + int(enabled)
-                elapsed = _timed_forward(model, builder, cache, tree, past, device)
-                if call:
-                    timings[enabled].append(elapsed)
+        times = compare_forwards(
+            model,
+            device,
+            {
+                "with": lambda: torch.backends.cuda.enable_cudnn_sdp(True),
+                "without": lambda: torch.backends.cuda.enable_cudnn_sdp(False),
+            },
+            sizes=(TREE_TOKENS,),
+            calls=CALLS,
+        )
     finally:
         torch.backends.cuda.enable_cudnn_sdp(was_enabled)
-    return statistics.median(timings[True]), statistics.median(timings[False])
-
-
-def _timed_forward(model, builder, cache, tree, past: int, device: torch.device) -> float:
-    cache.keep(past, [])  # the prefix now ends at ``past``
-    torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    inputs = builder.build(0, tree, past)
-    model(
-        input_ids=inputs.input_ids,
-        position_ids=inputs.position_ids,
-        attention_mask=inputs.attention_mask,
-        cache=cache,
-        use_cache=True,
-    ).logits.argmax(dim=-1).tolist()
-    elapsed = time.perf_counter() - start
-    cache.keep(past, [])
-    return elapsed
+    return times["with"], times["without"]

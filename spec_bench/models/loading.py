@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from spec_bench.errors import HarnessError
-from spec_bench.models import attention_kernel, small_matmul
+from spec_bench.models import attention_kernel, packed_linear, small_matmul
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,9 @@ class Target:
     eos_token_ids: set[int] = field(default_factory=set)
     context_window: int = 2048
     source: str = ""  # where the weights came from (hub id, folder, or file hash)
-    # "default", or the measured choices joined by "+": "small-rows-matmul" (linear layers
-    # patched, see small_matmul), "no-cudnn-attention" (see attention_kernel)
+    # "default", or the measured choices joined by "+": "packed-linear" (oneDNN's prepacked
+    # weights, see packed_linear) or "small-rows-matmul" (see small_matmul), and
+    # "no-cudnn-attention" (see attention_kernel)
     kernels: str = "default"
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
@@ -135,7 +136,11 @@ def load_target(model_cfg, cache_dir: str | os.PathLike) -> Target:
     chosen = []
     # One measured choice for every run that shares the cache on this machine.
     choice_cache = Path(cache_dir) / "kernels" / f"{setup_key(model_cfg.name, source, device, dtype)}.json"
-    if small_matmul.wanted(model_cfg.get("small_rows_matmul", "auto"), model, choice_cache):
+    packed_cache = choice_cache.with_name(choice_cache.stem + "-packed.json")
+    if packed_linear.wanted(model_cfg.get("packed_linear", "auto"), model, device, packed_cache):
+        packed_linear.use_packed_linear(model)
+        chosen.append("packed-linear")
+    elif small_matmul.wanted(model_cfg.get("small_rows_matmul", "auto"), model, choice_cache):
         small_matmul.use_small_rows_matmul(model)
         chosen.append("small-rows-matmul")
     attention_cache = choice_cache.with_name(choice_cache.stem + "-attention.json")

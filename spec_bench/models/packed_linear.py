@@ -1,0 +1,144 @@
+"""Linear layers on oneDNN's prepacked weights, where that is measured faster.
+
+``F.linear`` on a CPU hands oneDNN a plain weight matrix at every call, and for the one to
+sixteen rows of a decoding step oneDNN's bf16 kernel then runs well below what the memory can
+stream: on the 2-core EPYC (AVX-512 BF16), one 576x1536 bf16 layer whose weights come from
+memory took 126 us, and reading the same bytes 59 us. With the weights reordered once into
+oneDNN's blocked layout (``torch.ops.mkldnn._reorder_linear_weight``, what Inductor's
+freezing does for compiled CPU models) the same product took 92 us, with identical results,
+and the embedded model's whole one-token forward went from 40 to 29 ms. In fp32 on the same
+machine it helped wide trees and not single tokens. So ``packed_linear: auto`` times whole
+verification forwards with and without packing, in the model's dtype, and keeps the packed
+weights only where they are faster; the choice is cached like the other kernel choices.
+
+The packed copies live beside the model's own weights (which the embeddings and anything
+reading the parameters still use), so packing is skipped when a second copy would not fit
+comfortably in the memory that is free.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import types
+from pathlib import Path
+
+import torch
+
+from spec_bench.files import write_text_atomic
+
+MEASURE_SIZES = (1, 4, 16)  # tokens per timed forward: an AR step and typical verifications
+CALLS = 6  # timed rounds per setting, after one warm-up round
+MARGIN = 0.95  # pack only when the packed forwards take under 95% of the time: a clear win
+MEMORY_SHARE = 0.5  # the packed copy may take at most this share of the memory now available
+
+
+def available(model: torch.nn.Module, device: torch.device) -> bool:
+    """A CPU build of torch with oneDNN's linear-weight packing, a float model, and room for
+    a second copy of the linear weights."""
+    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return False
+    if not hasattr(torch.ops.mkldnn, "_reorder_linear_weight"):
+        return False
+    layers = _plain_linears(model)
+    if not layers or layers[0].weight.dtype not in (torch.float32, torch.bfloat16):
+        return False
+    needed = sum(layer.weight.numel() * layer.weight.element_size() for layer in layers)
+    free = _available_memory()
+    return free is None or needed <= MEMORY_SHARE * free
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _plain_linears(model: torch.nn.Module) -> list[torch.nn.Linear]:
+    # Subclasses (quantized, LoRA) keep their own forward.
+    return [module for module in model.modules() if type(module) is torch.nn.Linear]
+
+
+def _packed_forward(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, self.packed_weight, self.bias, "none", [], "")
+
+
+def use_packed_linear(model: torch.nn.Module) -> int:
+    """Pack every plain ``nn.Linear`` of ``model`` (once) and route its forward through the
+    packed weight; returns how many layers were packed."""
+    layers = _plain_linears(model)
+    for layer in layers:
+        if getattr(layer, "packed_weight", None) is None:
+            with torch.no_grad():
+                layer.packed_weight = torch.ops.mkldnn._reorder_linear_weight(layer.weight.detach(), 1)
+        layer.forward = types.MethodType(_packed_forward, layer)
+    return len(layers)
+
+
+def use_plain_linear(model: torch.nn.Module, keep_packed: bool = False) -> None:
+    """Back to ``F.linear`` (dropping the packed copies unless ``keep_packed``)."""
+    for layer in _plain_linears(model):
+        vars(layer).pop("forward", None)
+        if not keep_packed:
+            vars(layer).pop("packed_weight", None)
+
+
+def wanted(
+    setting, model: torch.nn.Module, device: torch.device, cache: str | os.PathLike | None = None
+) -> bool:
+    """``auto``: whether packed weights make this model's verification forwards faster here
+    (the measurement read from ``cache`` when it holds one, else written there); true packs
+    wherever packing is available, false never packs."""
+    if setting is not None and setting != "auto":
+        return bool(setting) and available(model, device)
+    if not available(model, device):
+        return False
+    path = Path(cache) if cache is not None else None
+    if path is not None and path.is_file():
+        try:
+            return bool(json.loads(path.read_text())["packed_linear"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # unreadable: measure again and overwrite it
+    plain, packed = time_forwards(model, device)
+    choice = packed < MARGIN * plain
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"packed_linear": choice, "plain_s": plain, "packed_s": packed, "sizes": list(MEASURE_SIZES)}
+        write_text_atomic(path, json.dumps(record, indent=2) + "\n")
+    return choice
+
+
+def time_forwards(model: torch.nn.Module, device: torch.device) -> tuple[float, float]:
+    """Median seconds of one forward of each of ``MEASURE_SIZES`` tokens with plain and with
+    packed linear layers, interleaved; the model's layers are left as they were found."""
+    from spec_bench.engine.cost import compare_forwards
+
+    found = {
+        layer: {key: vars(layer)[key] for key in _PATCHES if key in vars(layer)}
+        for layer in _plain_linears(model)
+    }
+    try:
+        times = compare_forwards(
+            model,
+            device,
+            {
+                "plain": lambda: use_plain_linear(model, keep_packed=True),
+                "packed": lambda: use_packed_linear(model),
+            },
+            sizes=MEASURE_SIZES,
+            calls=CALLS,
+        )
+    finally:
+        for layer, attributes in found.items():
+            for key in _PATCHES:
+                vars(layer).pop(key, None)
+            vars(layer).update(attributes)
+    return times["plain"], times["packed"]
+
+
+_PATCHES = ("forward", "packed_weight")  # what packing sets on a layer's instance

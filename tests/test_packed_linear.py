@@ -1,0 +1,90 @@
+"""The CPU's prepacked linear kernel: the same map, chosen by measuring whole forwards, cached,
+skipped where it cannot run or would not fit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from spec_bench.models import packed_linear
+
+CPU = torch.device("cpu")
+
+
+class Scaled(torch.nn.Linear):
+    pass
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_packed_layers_compute_the_same_map_and_unpack_cleanly(dtype):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(64, 96), torch.nn.Linear(96, 32, bias=False), Scaled(32, 32)
+    ).to(dtype)
+    inputs = {rows: torch.randn(1, rows, 64, dtype=dtype) for rows in (1, 3, 16)}
+    with torch.inference_mode():
+        expected = {rows: model(x) for rows, x in inputs.items()}
+        assert packed_linear.use_packed_linear(model) == 2  # the subclass keeps its forward
+        assert "forward" not in vars(model[2]) and "forward" in vars(model[0])
+        for rows, x in inputs.items():
+            tolerance = (
+                dict(rtol=1.6e-2, atol=1e-2) if dtype == torch.bfloat16 else dict(rtol=1e-5, atol=1e-5)
+            )
+            torch.testing.assert_close(model(x), expected[rows], **tolerance)
+        packed_linear.use_plain_linear(model)
+        assert not any("forward" in vars(m) or "packed_weight" in vars(m) for m in model)
+        for rows, x in inputs.items():
+            assert torch.equal(model(x), expected[rows])
+
+
+def test_one_row_through_the_packed_weight_equals_f_linear_bit_for_bit():
+    """An AR step must not round differently because its layer was packed."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(576, 1536, bias=False).to(torch.bfloat16)
+    x = torch.randn(1, 576, dtype=torch.bfloat16)
+    with torch.inference_mode():
+        expected = F.linear(x, layer.weight)
+        packed_linear.use_packed_linear(layer)
+        assert torch.equal(layer(x), expected)
+
+
+def test_nothing_to_pack_off_the_cpu_or_without_room_for_a_second_copy(monkeypatch):
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64))
+    assert not packed_linear.available(model, torch.device("cuda"))
+    assert not packed_linear.wanted(True, model, torch.device("cuda"))
+    monkeypatch.setattr(packed_linear, "_available_memory", lambda: 1024)
+    assert not packed_linear.available(model, CPU)  # 16 KiB of weights, 1 KiB free
+    monkeypatch.setattr(packed_linear, "_available_memory", lambda: None)
+    assert packed_linear.available(model, CPU) == torch.backends.mkldnn.is_available()
+
+
+def test_auto_measures_once_per_cache_and_forced_settings_rule(target, tmp_path, monkeypatch):
+    cache = tmp_path / "kernels" / "m-packed.json"
+    first = packed_linear.wanted("auto", target.model, target.device, cache)
+    record = json.loads(cache.read_text())
+    assert record["packed_linear"] == first and record["plain_s"] > 0 and record["packed_s"] > 0
+    assert not any(
+        "packed_weight" in vars(m) for m in target.model.modules() if type(m) is torch.nn.Linear
+    ) or ("packed-linear" in target.kernels)
+
+    def must_not_time(*_):
+        raise AssertionError("measured again although the choice is cached")
+
+    monkeypatch.setattr(packed_linear, "time_forwards", must_not_time)
+    assert packed_linear.wanted("auto", target.model, target.device, cache) == first
+    cache.write_text(json.dumps({"packed_linear": not first}))
+    assert packed_linear.wanted("auto", target.model, target.device, cache) == (not first)
+    assert not packed_linear.wanted(False, target.model, target.device, cache)
+
+
+def test_the_target_says_which_linear_kernel_it_runs(target):
+    layers = [m for m in target.model.modules() if type(m) is torch.nn.Linear]
+    patched = [m for m in layers if "forward" in vars(m)]
+    packed = [m for m in layers if "packed_weight" in vars(m)]
+    kernels = set(target.kernels.split("+"))
+    assert kernels <= {"default", "packed-linear", "small-rows-matmul", "no-cudnn-attention", "compiled"}
+    assert bool(packed) == ("packed-linear" in kernels)
+    assert bool(patched) == bool(kernels & {"packed-linear", "small-rows-matmul"})
