@@ -85,6 +85,30 @@ def test_the_target_says_which_linear_kernel_it_runs(target):
     patched = [m for m in layers if "forward" in vars(m)]
     packed = [m for m in layers if "packed_weight" in vars(m)]
     kernels = set(target.kernels.split("+"))
-    assert kernels <= {"default", "packed-linear", "small-rows-matmul", "no-cudnn-attention", "compiled"}
+    assert kernels <= {
+        "default",
+        "packed-linear",
+        "small-rows-matmul",
+        "no-cudnn-attention",
+        "frozen",
+        "compiled",
+    }
     assert bool(packed) == ("packed-linear" in kernels)
     assert bool(patched) == bool(kernels & {"packed-linear", "small-rows-matmul"})
+
+
+def test_compiling_drops_the_packed_copies_and_lets_inductor_freeze_instead(monkeypatch):
+    """dynamo cannot trace oneDNN's packed tensors; on a CPU Inductor's freezing packs itself."""
+    import torch._inductor.config as inductor_config
+
+    from spec_bench.models.loading import Target
+
+    monkeypatch.setattr(inductor_config, "freezing", False)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8))
+    packed_linear.use_packed_linear(model)
+    target = Target("tiny", model, None, "", CPU, torch.float32, kernels="packed-linear")
+    target.compile()  # wraps only; nothing is compiled before the first call
+    assert not any(key in vars(model[0]) for key in ("packed_weight", "forward"))
+    assert inductor_config.freezing and target.kernels == "frozen+compiled"
+    target.compile()
+    assert target.kernels == "frozen+compiled"

@@ -57,11 +57,24 @@ class Target:
         shapes, so one graph serves every prefix length and tree size (no buckets to pad to, no
         recompile per size); the cache buffers are reserved once per request and written in place.
         Compiling takes minutes on a CPU, paid in the first (untimed) forwards; Inductor keeps its
-        kernels in its on-disk cache for later processes."""
+        kernels in its on-disk cache for later processes.
+
+        On a CPU Inductor's freezing is switched on: it folds the weights in as constants and
+        prepacks the linear layers itself (dynamo cannot trace our prepacked copies, so those
+        are dropped first). The embedded model's bf16 forwards of 1 / 4 / 16 tokens went from
+        42 / 46 / 65 ms eager to 31 / 26 / 36 ms with freezing, and 50 / 46 / 62 ms without."""
         if "compiled" in self.kernels:
             return
+        kernels = [k for k in self.kernels.split("+") if k not in ("default", "packed-linear")]
+        if "packed-linear" in self.kernels:
+            packed_linear.use_plain_linear(self.model)
+        if self.device.type == "cpu":
+            import torch._inductor.config as inductor_config
+
+            inductor_config.freezing = True
+            kernels.append("frozen")
         self.model.forward = torch.compile(self.model.forward, dynamic=True)
-        self.kernels += "+compiled"
+        self.kernels = "+".join([*kernels, "compiled"])
 
 
 def native_bf16(device: torch.device) -> bool:
