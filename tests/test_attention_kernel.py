@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from spec_bench.models import attention_kernel
+from spec_bench.models import attention_kernel, kernel_choice
 
 
 def test_a_cpu_has_no_cudnn_attention_to_choose(target, tmp_path):
@@ -21,11 +21,18 @@ def test_a_cpu_has_no_cudnn_attention_to_choose(target, tmp_path):
 
 def test_the_cached_choice_is_read_back_and_a_broken_cache_is_measured_again(tmp_path):
     cache = tmp_path / "attention.json"
-    assert attention_kernel._cached(cache) is None
-    attention_kernel._store(cache, {"cudnn_attention": False, "with_cudnn_s": 0.06, "without_s": 0.02})
-    assert attention_kernel._cached(cache) is False
+    measured = []
+
+    def measure() -> dict:
+        measured.append(1)
+        return {"cudnn_attention": False, "with_cudnn_s": 0.06, "without_s": 0.02}
+
+    assert kernel_choice.cached_or_measured("cudnn_attention", cache, measure) is False
+    assert kernel_choice.cached_or_measured("cudnn_attention", cache, measure) is False
+    assert len(measured) == 1 and json.loads(cache.read_text())["without_s"] == 0.02
     cache.write_text("{not json")
-    assert attention_kernel._cached(cache) is None
+    assert kernel_choice.cached_or_measured("cudnn_attention", cache, measure) is False
+    assert len(measured) == 2
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="cuDNN attention needs a CUDA GPU")

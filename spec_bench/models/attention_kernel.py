@@ -15,13 +15,11 @@ cuDNN: nothing is chosen there.
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 import torch
 
-from spec_bench.files import write_text_atomic
+from spec_bench.models import kernel_choice
 
 TREE_TOKENS = 16  # tokens per timed forward: a typical verification
 CALLS = 8  # timed forwards per setting, after one warm-up each
@@ -39,31 +37,15 @@ def choose(
     if setting not in (None, "auto"):
         enabled = bool(setting)
     else:
-        enabled = _cached(cache)
-        if enabled is None:
+
+        def measure() -> dict:
             with_cudnn, without = time_fresh_shapes(model, device)
             enabled = not without < MARGIN * with_cudnn
-            _store(cache, {"cudnn_attention": enabled, "with_cudnn_s": with_cudnn, "without_s": without})
+            return {"cudnn_attention": enabled, "with_cudnn_s": with_cudnn, "without_s": without}
+
+        enabled = kernel_choice.cached_or_measured("cudnn_attention", cache, measure)
     torch.backends.cuda.enable_cudnn_sdp(enabled)
     return enabled
-
-
-def _cached(cache: str | os.PathLike | None) -> bool | None:
-    path = Path(cache) if cache is not None else None
-    if path is None or not path.is_file():
-        return None
-    try:
-        return bool(json.loads(path.read_text())["cudnn_attention"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # unreadable: measure again and overwrite it
-
-
-def _store(cache: str | os.PathLike | None, record: dict) -> None:
-    if cache is None:
-        return
-    path = Path(cache)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps(record, indent=2) + "\n")
 
 
 def time_fresh_shapes(model: torch.nn.Module, device: torch.device) -> tuple[float, float]:

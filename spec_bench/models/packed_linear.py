@@ -18,14 +18,12 @@ comfortably in the memory that is free.
 
 from __future__ import annotations
 
-import json
 import os
 import types
-from pathlib import Path
 
 import torch
 
-from spec_bench.files import write_text_atomic
+from spec_bench.models import kernel_choice
 
 MEASURE_SIZES = (1, 4, 16)  # tokens per timed forward: an AR step and typical verifications
 CALLS = 6  # timed rounds per setting, after one warm-up round
@@ -98,19 +96,13 @@ def wanted(
         return bool(setting) and available(model, device)
     if not available(model, device):
         return False
-    path = Path(cache) if cache is not None else None
-    if path is not None and path.is_file():
-        try:
-            return bool(json.loads(path.read_text())["packed_linear"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # unreadable: measure again and overwrite it
-    plain, packed = time_forwards(model, device)
-    choice = packed < MARGIN * plain
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        record = {"packed_linear": choice, "plain_s": plain, "packed_s": packed, "sizes": list(MEASURE_SIZES)}
-        write_text_atomic(path, json.dumps(record, indent=2) + "\n")
-    return choice
+
+    def measure() -> dict:
+        plain, packed = time_forwards(model, device)
+        choice = packed < MARGIN * plain
+        return {"packed_linear": choice, "plain_s": plain, "packed_s": packed, "sizes": list(MEASURE_SIZES)}
+
+    return kernel_choice.cached_or_measured("packed_linear", cache, measure)
 
 
 def time_forwards(model: torch.nn.Module, device: torch.device) -> tuple[float, float]:

@@ -17,17 +17,15 @@ compare. One row, the autoregressive step, and long prefills always keep
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import time
 import types
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from spec_bench.files import write_text_atomic
+from spec_bench.models import kernel_choice
 
 MAX_ROWS = 64  # above this the BLAS's own GEMM is as fast or faster
 
@@ -61,19 +59,13 @@ def wanted(setting, model: torch.nn.Module, cache: str | os.PathLike | None = No
     holds one, else written there); true/false force it."""
     if setting not in (None, "auto"):
         return bool(setting)
-    path = Path(cache) if cache is not None else None
-    if path is not None and path.is_file():
-        try:
-            return bool(json.loads(path.read_text())["small_rows_matmul"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # unreadable: measure again and overwrite it
-    default, transposed = time_kernels(model)
-    choice = transposed < MARGIN * default
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        record = {"small_rows_matmul": choice, "f_linear_s": default, "transposed_s": transposed}
-        write_text_atomic(path, json.dumps(record, indent=2) + "\n")
-    return choice
+
+    def measure() -> dict:
+        default, transposed = time_kernels(model)
+        choice = transposed < MARGIN * default
+        return {"small_rows_matmul": choice, "f_linear_s": default, "transposed_s": transposed}
+
+    return kernel_choice.cached_or_measured("small_rows_matmul", cache, measure)
 
 
 @torch.inference_mode()
