@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     # The model as a user of transformers loads it: our linear-layer kernels off. (The GPU's
     # attention choice is process-wide, so generate shares it; it changes no CPU run.)
     plain = {"packed_linear": False, "small_rows_matmul": False}
-    if targets["auto"].kernels in ("default", "no-cudnn-attention"):
+    if not {"packed-linear", "small-rows-matmul"} & set(targets["auto"].kernels.split("+")):
         targets["plain"] = targets["auto"]
     else:
         targets["plain"] = load_target(OmegaConf.merge(cfg.model, plain), cfg.cache_dir)

@@ -16,7 +16,6 @@ import argparse
 import contextlib
 import json
 import statistics
-import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -28,18 +27,13 @@ from spec_bench.commands import compose_config
 from spec_bench.engine.auto_budget import auto_budget
 from spec_bench.engine.budget import FixedBudget
 from spec_bench.engine.cache import TreeCache
-from spec_bench.engine.cost import _tree
+from spec_bench.engine.cost import _timed_forward, _tree
 from spec_bench.engine.decode import Engine
 from spec_bench.engine.proposal import NoDrafter
 from spec_bench.engine.verify import TreeInputBuilder
 from spec_bench.models import load_target
 
 PREFIX = 300
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def attention_backends(device: torch.device) -> dict[str, Callable[[], contextlib.AbstractContextManager]]:
@@ -85,23 +79,9 @@ def shape_timings(target, sizes: list[int], calls: int) -> list[dict]:
 
 
 def _median_forward_ms(target, builder, cache, tree, pasts: list[int]) -> float:
-    timings = []
-    for index, past in enumerate([pasts[0], *pasts]):  # the first call warms up
-        cache.keep(past, [])  # the prefix ends at ``past`` (rows after it dropped)
-        _sync(target.device)
-        start = time.perf_counter()
-        inputs = builder.build(0, tree, past)
-        target.model(
-            input_ids=inputs.input_ids,
-            position_ids=inputs.position_ids,
-            attention_mask=inputs.attention_mask,
-            cache=cache,
-            use_cache=True,
-        ).logits.argmax(dim=-1).tolist()
-        if index:
-            timings.append((time.perf_counter() - start) * 1e3)
-        cache.keep(past, [])
-    return round(statistics.median(timings), 2)
+    pasts = [pasts[0], *pasts]  # the first call warms up
+    timings = [_timed_forward(target.model, target.device, builder, cache, tree, past) for past in pasts]
+    return round(statistics.median(timings[1:]) * 1e3, 2)
 
 
 def engine_rows(cfg, target, drafters: list[str], prompts, max_new_tokens: int, backend: str) -> list[dict]:

@@ -67,22 +67,14 @@ def measure_latency_curve(
     shape, and a kernel that prepares itself per shape (cuDNN attention builds a plan per
     query and key length) must be priced as decoding pays it.
     """
-    device = target.device
-    generator = torch.Generator().manual_seed(0)
-    vocab = int(getattr(target.model.config, "vocab_size", 32000))
-    forwards = (repeats + 1) * len(sizes)
-    prefix = torch.randint(100, vocab, (1, prefix_length + forwards), generator=generator)
-    builder = TreeInputBuilder(device, target.dtype)
-    trees = {size: _tree(size - 1, vocab, generator) for size in sizes}
-    cache = TreeCache(capacity=prefix_length + forwards + max(sizes))
     timings: dict[int, list[float]] = {size: [] for size in sizes}
-    past = prefix_length
     with torch.inference_mode():
-        target.model(input_ids=prefix.to(device), cache=cache, use_cache=True, logits_to_keep=1)
+        forwards = _FreshShapeForwards(
+            target.model, target.device, sizes, (repeats + 1) * len(sizes), prefix_length
+        )
         for repeat in range(repeats + 1):  # the first round warms up
             for size in sizes:
-                elapsed = _timed_forward(target.model, device, builder, cache, trees[size], past)
-                past += 1
+                elapsed = forwards.time(size)
                 if repeat:
                     timings[size].append(elapsed)
     return LatencyCurve(
@@ -99,6 +91,32 @@ def _tree(nodes: int, vocab: int, generator: torch.Generator) -> Proposal:
     for start in range(0, nodes, CHAIN_LENGTH):
         proposal.add_path(tokens[start : start + CHAIN_LENGTH], "cost", nodes)
     return proposal
+
+
+class _FreshShapeForwards:
+    """Timed verification forwards of trees of ``sizes`` tokens, each continuing a random
+    prefix one token longer than the last (``prefix_length`` at first, ``count`` forwards at
+    most): decoding never repeats a shape, and a kernel that prepares itself per shape must be
+    priced as decoding pays it. Build and use it under ``torch.inference_mode``."""
+
+    def __init__(self, model, device: torch.device, sizes: Sequence[int], count: int, prefix_length: int):
+        generator = torch.Generator().manual_seed(0)
+        vocab = int(getattr(model.config, "vocab_size", 32000))
+        prefix = torch.randint(100, vocab, (1, prefix_length + count), generator=generator)
+        self.trees = {size: _tree(size - 1, vocab, generator) for size in sizes}
+        self.model, self.device = model, device
+        self.builder = TreeInputBuilder(device, model.dtype)
+        self.cache = TreeCache(capacity=prefix_length + count + max(sizes))
+        self.past = prefix_length
+        model(input_ids=prefix.to(device), cache=self.cache, use_cache=True, logits_to_keep=1)
+
+    def time(self, size: int) -> float:
+        """Seconds of one forward of the ``size``-token tree, one token further along."""
+        elapsed = _timed_forward(
+            self.model, self.device, self.builder, self.cache, self.trees[size], self.past
+        )
+        self.past += 1
+        return elapsed
 
 
 def _timed_forward(
@@ -136,24 +154,15 @@ def compare_forwards(
     interleaved so a shared machine's drift hits them alike, after one warm-up round each.
     Every forward continues a prefix one token longer than any before, as decoding does. How
     the kernel choices (``spec_bench.models``) measure a whole forward, not a kernel alone."""
-    generator = torch.Generator().manual_seed(0)
-    vocab = int(getattr(model.config, "vocab_size", 32000))
-    forwards = (calls + 1) * len(settings) * len(sizes)
-    prefix = torch.randint(100, vocab, (1, prefix_length + forwards), generator=generator).to(device)
-    trees = {size: _tree(size - 1, vocab, generator) for size in sizes}
-    builder = TreeInputBuilder(device, model.dtype)
-    cache = TreeCache(capacity=prefix_length + forwards + max(sizes))
     rounds: dict[str, list[float]] = {name: [] for name in settings}
-    past = prefix_length
     with torch.inference_mode():
-        model(input_ids=prefix, cache=cache, use_cache=True, logits_to_keep=1)
+        forwards = _FreshShapeForwards(
+            model, device, sizes, (calls + 1) * len(settings) * len(sizes), prefix_length
+        )
         for call in range(calls + 1):  # the first round warms up
             for name, put_in_place in settings.items():
                 put_in_place()
-                elapsed = 0.0
-                for size in sizes:
-                    elapsed += _timed_forward(model, device, builder, cache, trees[size], past)
-                    past += 1
+                elapsed = sum(forwards.time(size) for size in sizes)
                 if call:
                     rounds[name].append(elapsed)
     return {name: statistics.median(times) for name, times in rounds.items()}

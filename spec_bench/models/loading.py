@@ -157,10 +157,8 @@ def load_target(model_cfg, cache_dir: str | os.PathLike) -> Target:
         small_matmul.use_small_rows_matmul(model)
         chosen.append("small-rows-matmul")
     attention_cache = choice_cache.with_name(choice_cache.stem + "-attention.json")
-    if (
-        attention_kernel.choose(model_cfg.get("cudnn_attention", "auto"), model, device, attention_cache)
-        is False
-    ):
+    cudnn = attention_kernel.choose(model_cfg.get("cudnn_attention", "auto"), model, device, attention_cache)
+    if cudnn is False:  # None: nothing to choose on this device
         chosen.append("no-cudnn-attention")
     kernels = "+".join(chosen) or "default"
     return Target(
