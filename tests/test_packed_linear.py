@@ -4,6 +4,7 @@ skipped where it cannot run or would not fit."""
 from __future__ import annotations
 
 import json
+import types
 
 import pytest
 import torch
@@ -51,6 +52,47 @@ def test_one_row_through_the_packed_weight_equals_f_linear_bit_for_bit():
         assert torch.equal(layer(x), expected)
 
 
+class Attention(torch.nn.Module):
+    """Named as Llama names its projections; ``order`` is the order the forward calls them."""
+
+    def __init__(self, order=("q_proj", "k_proj", "v_proj"), bias=False):
+        super().__init__()
+        self.q_proj = torch.nn.Linear(64, 64, bias=bias)
+        self.k_proj = torch.nn.Linear(64, 16, bias=bias)
+        self.v_proj = torch.nn.Linear(64, 16, bias=bias)
+        self.order = order
+
+    def forward(self, x):
+        return torch.cat([getattr(self, name)(x) for name in self.order], dim=-1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("order", [("q_proj", "k_proj", "v_proj"), ("v_proj", "q_proj", "v_proj", "k_proj")])
+def test_sibling_projections_packed_as_one_matrix_give_bit_identical_outputs(dtype, order):
+    """q, k and v read one input: one product for the three, each output as its own layer's
+    packed product gives it (any call order, a sibling called twice computing again)."""
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("no oneDNN")
+    torch.manual_seed(0)
+    fused, separate = Attention(order, bias=True).to(dtype), Attention(order, bias=True).to(dtype)
+    separate.load_state_dict(fused.state_dict())
+    with torch.inference_mode():
+        packed_linear.use_packed_linear(fused)
+        assert packed_linear.fused_layers(fused) == 3
+        for layer in separate.children():  # packed one by one
+            layer.packed_weight = torch.ops.mkldnn._reorder_linear_weight(layer.weight, 1)
+            layer.forward = types.MethodType(packed_linear._packed_forward, layer)
+        for rows in (1, 3, 16):
+            x = torch.randn(1, rows, 64, dtype=dtype)
+            assert torch.equal(fused(x), separate(x))
+        if len(order) == 3:  # each called once: nothing held between forwards
+            assert fused.q_proj.fused_siblings[0]._input is None
+        packed_linear.use_plain_linear(fused)
+        assert packed_linear.fused_layers(fused) == 0
+        patches = {"forward", "packed_weight", "fused_siblings"}
+        assert not any(vars(m).keys() & patches for m in fused.children())
+
+
 def test_nothing_to_pack_off_the_cpu_or_without_room_for_a_second_copy(monkeypatch):
     model = torch.nn.Sequential(torch.nn.Linear(64, 64))
     assert not packed_linear.available(model, torch.device("cuda"))
@@ -88,12 +130,15 @@ def test_the_target_says_which_linear_kernel_it_runs(target):
     assert kernels <= {
         "default",
         "packed-linear",
+        "fused-projections",
         "small-rows-matmul",
         "no-cudnn-attention",
         "frozen",
         "compiled",
     }
-    assert bool(packed) == ("packed-linear" in kernels)
+    fused = packed_linear.fused_layers(target.model)
+    assert bool(packed or fused) == ("packed-linear" in kernels)
+    assert bool(fused) == ("fused-projections" in kernels)
     assert bool(patched) == bool(kernels & {"packed-linear", "small-rows-matmul"})
 
 

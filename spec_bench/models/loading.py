@@ -42,7 +42,8 @@ class Target:
     context_window: int = 2048
     source: str = ""  # where the weights came from (hub id, folder, or file hash)
     # "default", or the measured choices joined by "+": "packed-linear" (oneDNN's prepacked
-    # weights, see packed_linear) or "small-rows-matmul" (see small_matmul), and
+    # weights, see packed_linear; with "fused-projections" where sibling projections are one
+    # packed matrix) or "small-rows-matmul" (see small_matmul), and
     # "no-cudnn-attention" (see attention_kernel)
     kernels: str = "default"
 
@@ -65,7 +66,8 @@ class Target:
         42 / 46 / 65 ms eager to 31 / 26 / 36 ms with freezing, and 50 / 46 / 62 ms without."""
         if "compiled" in self.kernels:
             return
-        kernels = [k for k in self.kernels.split("+") if k not in ("default", "packed-linear")]
+        dropped = ("default", "packed-linear", "fused-projections")
+        kernels = [k for k in self.kernels.split("+") if k not in dropped]
         if "packed-linear" in self.kernels:
             packed_linear.use_plain_linear(self.model)
         if self.device.type == "cpu":
@@ -149,10 +151,12 @@ def load_target(model_cfg, cache_dir: str | os.PathLike) -> Target:
     chosen = []
     # One measured choice for every run that shares the cache on this machine.
     choice_cache = Path(cache_dir) / "kernels" / f"{setup_key(model_cfg.name, source, device, dtype)}.json"
-    packed_cache = choice_cache.with_name(choice_cache.stem + "-packed.json")
+    packed_cache = choice_cache.with_name(choice_cache.stem + "-packed-fused.json")
     if packed_linear.wanted(model_cfg.get("packed_linear", "auto"), model, device, packed_cache):
         packed_linear.use_packed_linear(model)
         chosen.append("packed-linear")
+        if packed_linear.fused_layers(model):
+            chosen.append("fused-projections")
     elif small_matmul.wanted(model_cfg.get("small_rows_matmul", "auto"), model, choice_cache):
         small_matmul.use_small_rows_matmul(model)
         chosen.append("small-rows-matmul")

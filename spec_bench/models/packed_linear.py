@@ -11,6 +11,13 @@ machine it helped wide trees and not single tokens. So ``packed_linear: auto`` t
 verification forwards with and without packing, in the model's dtype, and keeps the packed
 weights only where they are faster; the choice is cached like the other kernel choices.
 
+Sibling projections that read the same input (an attention block's q, k and v, an MLP's gate
+and up) are packed as one matrix and multiplied once: the first sibling called computes all
+their outputs and the others pick theirs up. Fewer, larger products stream the weights better:
+on the 2-core EPYC the embedded model's bf16 linear layers took 21.3 / 36.8 ms per 1 / 16-token
+forward as seven products a layer and 18.3 / 29.1 ms as four, with bit-identical outputs (each
+output column is still its own dot product over the same inputs).
+
 The packed copies live beside the model's own weights (which the embeddings and anything
 reading the parameters still use), so packing is skipped when a second copy would not fit
 comfortably in the memory that is free.
@@ -29,6 +36,9 @@ MEASURE_SIZES = (1, 4, 16)  # tokens per timed forward: an AR step and typical v
 CALLS = 6  # timed rounds per setting, after one warm-up round
 MARGIN = 0.95  # pack only when the packed forwards take under 95% of the time: a clear win
 MEMORY_SHARE = 0.5  # the packed copy may take at most this share of the memory now available
+# Layers of one module that read the same input, named as Llama, Mistral and Qwen2 name them,
+# in the order their module's forward calls them.
+SIBLINGS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
 
 
 def available(model: torch.nn.Module, device: torch.device) -> bool:
@@ -62,20 +72,92 @@ def _plain_linears(model: torch.nn.Module) -> list[torch.nn.Linear]:
     return [module for module in model.modules() if type(module) is torch.nn.Linear]
 
 
+def _pack(weight: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), 1)
+
+
+def _packed_product(x: torch.Tensor, packed_weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, packed_weight, bias, "none", [], "")
+
+
 def _packed_forward(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    return torch.ops.mkldnn._linear_pointwise(x, self.packed_weight, self.bias, "none", [], "")
+    return _packed_product(x, self.packed_weight, self.bias)
+
+
+class FusedSiblings:
+    """Linear layers that read one input, packed as one matrix. The first sibling called with
+    an input computes every sibling's output; each other sibling called with that same tensor
+    takes its own and drops it. A sibling called with another input, or twice, computes again:
+    slower, never wrong."""
+
+    def __init__(self, layers: list[torch.nn.Linear]) -> None:
+        self.sizes = [layer.out_features for layer in layers]
+        self.packed_weight = _pack(torch.cat([layer.weight.detach() for layer in layers]))
+        biases = [layer.bias for layer in layers]
+        self.bias = None if biases[0] is None else torch.cat([bias.detach() for bias in biases])
+        self._input: torch.Tensor | None = None
+        self._outputs: list[torch.Tensor | None] = []
+
+    def output(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        if x is not self._input or self._outputs[index] is None:
+            product = _packed_product(x, self.packed_weight, self.bias)
+            self._input, self._outputs = x, list(product.split(self.sizes, dim=-1))
+        output, self._outputs[index] = self._outputs[index], None
+        if all(left is None for left in self._outputs):
+            self._input = None  # hold no tensor between forwards
+        return output
+
+
+def _fused_forward(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    siblings, index = self.fused_siblings
+    return siblings.output(index, x)
+
+
+def _sibling_groups(model: torch.nn.Module) -> list[list[torch.nn.Linear]]:
+    """Groups of plain linear layers of one module that can be packed as one matrix."""
+    groups = []
+    for module in model.modules():
+        for names in SIBLINGS:
+            layers = [getattr(module, name, None) for name in names]
+            if not all(type(layer) is torch.nn.Linear for layer in layers):
+                continue
+            first = layers[0]
+            if all(
+                layer.in_features == first.in_features
+                and layer.weight.dtype == first.weight.dtype
+                and (layer.bias is None) == (first.bias is None)
+                for layer in layers
+            ):
+                groups.append(layers)
+    return groups
 
 
 def use_packed_linear(model: torch.nn.Module) -> int:
-    """Pack every plain ``nn.Linear`` of ``model`` (once) and route its forward through the
-    packed weight; returns how many layers were packed."""
+    """Pack every plain ``nn.Linear`` of ``model`` (once), siblings as one matrix, and route
+    each forward through the packed weights; returns how many layers were routed."""
     layers = _plain_linears(model)
+    fused = set()
+    for group in _sibling_groups(model):
+        siblings = None
+        for index, layer in enumerate(group):
+            if "fused_siblings" not in vars(layer):
+                siblings = siblings or FusedSiblings(group)
+                layer.fused_siblings = (siblings, index)
+            layer.forward = types.MethodType(_fused_forward, layer)
+            fused.add(layer)
     for layer in layers:
+        if layer in fused:
+            continue
         if getattr(layer, "packed_weight", None) is None:
-            with torch.no_grad():
-                layer.packed_weight = torch.ops.mkldnn._reorder_linear_weight(layer.weight.detach(), 1)
+            layer.packed_weight = _pack(layer.weight)
         layer.forward = types.MethodType(_packed_forward, layer)
     return len(layers)
+
+
+def fused_layers(model: torch.nn.Module) -> int:
+    """How many of ``model``'s linear layers run as part of a packed sibling group."""
+    return sum("fused_siblings" in vars(layer) for layer in _plain_linears(model))
 
 
 def use_plain_linear(model: torch.nn.Module, keep_packed: bool = False) -> None:
@@ -84,6 +166,7 @@ def use_plain_linear(model: torch.nn.Module, keep_packed: bool = False) -> None:
         vars(layer).pop("forward", None)
         if not keep_packed:
             vars(layer).pop("packed_weight", None)
+            vars(layer).pop("fused_siblings", None)
 
 
 def wanted(
@@ -133,4 +216,4 @@ def time_forwards(model: torch.nn.Module, device: torch.device) -> tuple[float, 
     return times["plain"], times["packed"]
 
 
-_PATCHES = ("forward", "packed_weight")  # what packing sets on a layer's instance
+_PATCHES = ("forward", "packed_weight", "fused_siblings")  # what packing sets on a layer's instance
