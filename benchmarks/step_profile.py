@@ -103,6 +103,8 @@ def engine_rows(cfg, target, drafters: list[str], prompts, max_new_tokens: int, 
             for prompt_name, ids in prompts:
                 generation = engine.generate(ids, drafter, max_new_tokens)
                 steps = max(generation.steps, 1)
+                times = generation.phase_times
+                other = generation.wall_time_s - times["forward"] - times["prefill"]
                 rows.append(
                     {
                         "part": "engine",
@@ -113,9 +115,7 @@ def engine_rows(cfg, target, drafters: list[str], prompts, max_new_tokens: int, 
                         "steps": generation.steps,
                         "mean_tree": round(statistics.mean(generation.proposed or [0]) + 1, 1),
                         "forward_ms_per_step": round(generation.phase_times["forward"] * 1e3 / steps, 2),
-                        "other_ms_per_step": round(
-                            (generation.wall_time_s - generation.phase_times["forward"]) * 1e3 / steps, 2
-                        ),
+                        "other_ms_per_step": round(other * 1e3 / steps, 2),
                     }
                 )
     return rows

@@ -134,7 +134,9 @@ def summarise(outcomes: dict[str, list[Outcome]], reference: str = "ar") -> dict
                 mean_accepted_tokens=sum(lengths) / len(lengths) if lengths else 1.0,
                 mean_verified=sum(sum(run.proposed) for run in runs) / steps,
                 phase_ms_per_step={phase: 1000 * seconds / steps for phase, seconds in phases.items()},
-                overhead_ms_per_step=1000 * (sum(phases.values()) - phases["forward"]) / steps,
+                overhead_ms_per_step=1000
+                * (sum(phases.values()) - phases["forward"] - phases["prefill"])
+                / steps,
                 budgets=dict(sorted(Counter(b for run in runs for b in run.budgets[1:]).items())),
             )
         row["per_prompt"] = [{"new_tokens": len(run.tokens), "seconds": run.seconds} for run in runs]

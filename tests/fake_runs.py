@@ -31,7 +31,8 @@ def record(
     """One answered question: ``tokens_per_s`` and ``accept_lengths`` set speedup and MAT."""
     new_tokens = sum(accept_lengths)
     wall = new_tokens / tokens_per_s
-    phases = {"draft": 0.1 * wall, "forward": 0.7 * wall, "accept": 0.1 * wall, "bookkeeping": 0.05 * wall}
+    shares = {"prefill": 0.05, "draft": 0.1, "forward": 0.65, "accept": 0.1, "bookkeeping": 0.05}
+    phases = {phase: share * wall for phase, share in shares.items()}
     category = "mt_bench" if 81 <= question_id <= 160 else QUESTIONS[question_id]
     turn = {
         "text": "answer",

@@ -33,7 +33,7 @@ def test_full_report_writes_tables_and_figures(tmp_path):
     assert "| HD | **1.80 [1.80, 1.80]** | **1.80 [1.80, 1.80]** | **1.80 [1.80, 1.80]** |" in markdown
     assert "| AR | 1.00 | 1.00 | 1.00 |" in markdown and "**1.50" not in markdown
     assert "T=0, published budgets (paper): overall, no method's interval overlaps HD's" in markdown
-    assert "## Where the time goes" in markdown and "| tiny | 0 | PLD | 10.0% | 70.0% |" in markdown
+    assert "## Where the time goes" in markdown and "| tiny | 0 | PLD | 5.0% | 10.0% | 65.0% |" in markdown
     assert "| tiny | 0 | HD | 37.5% | 25.0% | 37.5% | 32 |" in markdown
     assert "Test CPU 3000" in markdown and "WARNING" not in markdown
 
@@ -46,7 +46,8 @@ def test_full_report_writes_tables_and_figures(tmp_path):
     assert r"Speedup over AR ($\times$)" in latex and r"10.0\%" in latex
 
     split = pd.read_csv(tmp_path / "report" / "time_split.csv")
-    assert split.forward.round(3).eq(0.7).all() and split.other.round(3).eq(0.05).all()
+    assert split.forward.round(3).eq(0.65).all() and split.prefill.round(3).eq(0.05).all()
+    assert split.other.round(3).eq(0.05).all()
 
 
 def test_budget_blocks_show_ar_once_and_bold_within_each_block(tmp_path):

@@ -55,7 +55,7 @@ def test_output_contract(smoke_runs):
     turn = record["turns"][0]
     assert turn["new_tokens"] == len(turn["token_ids"]) and turn["text"]
     assert sum(turn["accept_lengths"]) == turn["new_tokens"] and turn["steps"] == len(turn["accept_lengths"])
-    assert set(turn["phase_times"]) == {"draft", "forward", "accept", "bookkeeping"}
+    assert set(turn["phase_times"]) == {"prefill", "draft", "forward", "accept", "bookkeeping"}
     assert sum(turn["phase_times"].values()) <= turn["wall_time_s"] * 1.01
 
 
