@@ -1,6 +1,8 @@
 """The bench's verdict on the automatic budget: the best fixed budget, the ratio, its
 interval over prompts, and the MAT-1.00 check."""
 
+import pytest
+
 from benchmarks.report import auto_against_fixed
 
 
@@ -34,3 +36,21 @@ def test_auto_at_mat_one_is_flagged_where_a_fixed_budget_drafts_at_nearly_its_sp
     }
     verdict = auto_against_fixed(rows, ["lookahead"])["lookahead"]
     assert verdict["settled_at_ar_while_a_budget_works"] and verdict["working_fixed"] == ["lookahead@16"]
+
+
+def test_the_fixed_budget_chosen_on_the_other_prompts_is_scored_on_the_prompt_it_never_saw():
+    """Leave one out. pld@32 is fastest overall only thanks to prompt 3; without prompt 3 pld@8
+    wins, and with prompt 3 among the others pld@32 does: so prompts 0-2 are scored at pld@32
+    and prompt 3 at pld@8, the worse choice each time."""
+    rows = {
+        "pld@auto": row(256 / 12.0, 1.4, [3.0, 3.0, 3.0, 3.0]),
+        "pld@8": row(256 / 12.5, 1.5, [2.9, 2.9, 2.9, 3.8]),
+        "pld@32": row(256 / 11.9, 1.6, [3.3, 3.3, 3.3, 2.0]),
+    }
+    verdict = auto_against_fixed(rows, ["pld"])["pld"]
+    assert verdict["best_fixed"] == "pld@32"
+    assert verdict["held_out_budgets"] == ["pld@32"] * 3 + ["pld@8"]
+    assert verdict["held_out_tokens_per_s"] == pytest.approx(256 / (3 * 3.3 + 3.8))
+    assert verdict["auto_over_held_out"] == pytest.approx((256 / 12.0) / verdict["held_out_tokens_per_s"])
+    low, high = verdict["auto_over_held_out_interval"]
+    assert low <= (3 * 3.3 + 3.8) / 12.0 <= high
