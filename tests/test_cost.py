@@ -73,13 +73,19 @@ def test_every_timed_forward_meets_a_shape_decoding_has_not_met_before(target, m
 
 def simulate(policy: AutoBudget, accepted_at, steps: int = 400) -> Counter:
     """Run the policy against a drafter that fills every budget with one chain and gets
-    ``accepted_at(budget, step)`` drafts accepted; count the budgets of the second half."""
+    ``accepted_at(budget, step)`` drafts accepted; count the budgets of the second half. A
+    shadow proposal larger than the budget is scored at once (the engine scores it a few
+    steps later, when the tokens that decide it are there)."""
     chosen = Counter()
     for step in range(steps):
         budget = policy.choose()
         assert budget in policy.candidates
+        shadow = policy.shadow_budget()
         accepted = accepted_at(budget, step)
         policy.record(budget, budget, accepted, list(range(accepted)))
+        if shadow > budget:
+            would_accept = accepted_at(shadow, step)
+            policy.record(shadow, shadow, would_accept, list(range(would_accept)))
         if step >= steps // 2:
             chosen[budget] += 1
     return chosen
@@ -143,6 +149,28 @@ def test_one_step_credits_every_smaller_budget_with_what_its_first_nodes_accepte
     plain = policy()
     plain.record(32, 32, 3, [0, 1, 5])
     assert sum(plain.observed.values()) == 1  # without nesting, only the budget verified
+
+
+def test_a_nested_policy_explores_larger_budgets_by_shadow_and_verifies_only_its_best():
+    """Three drafts accepted at most: 4 nodes pay best. The nested policy learns what 8 to 64
+    would gain from proposals drafted beside its steps, never verified; the other one must
+    verify them to know."""
+    verified = {kind: Counter() for kind in ("nested", "per budget")}
+    for kind, auto in both_policies().items():
+        for _ in range(200):
+            budget = auto.choose()
+            verified[kind][budget] += 1
+            accepted = min(budget, 3)
+            auto.record(budget, budget, accepted, list(range(accepted)))
+            shadow = auto.shadow_budget()
+            if shadow > budget:
+                assert kind == "nested"
+                auto.record(shadow, shadow, 3, [0, 1, 2])
+        if kind == "nested":  # those within reach of the best (32 and 64 cost 2.5x and 4.7x)
+            assert auto.observed[8] > 0 and auto.observed[16] > 0
+    assert set(verified["nested"]) <= {1, 2, 4}  # the priors' first pick, then the best
+    assert verified["nested"][4] >= 190
+    assert any(verified["per budget"][b] for b in (8, 16, 32, 64))
 
 
 def test_a_windowed_policy_never_takes_ar_steps():

@@ -201,8 +201,8 @@ class Engine:
         budget = self._fitting(request, self.budget.choose())
         result.budgets.append(budget)
         proposal = drafter.propose(context, budget)
-        shadow = self._shadow_budget(request) if budget == 0 else 0
-        if shadow:
+        shadow = self._shadow_budget(request)
+        if shadow > budget:  # a smaller tree is measured by the verified one
             request.shadows.append((len(context), shadow, drafter.propose(context, shadow)))
         clock.charge("draft")
         if len(proposal) > budget:
