@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from spec_bench.engine.decode import PHASES, Engine
+from spec_bench.engine.decode import PHASES, Engine, gc_paused
 
 PROMPT_LOOKUP_TOKENS = 10  # generate's prompt lookup, with Spec-Bench's num_pred_tokens
 
@@ -35,11 +35,12 @@ class Variant:
         self.name, self.target, self._run, self.policy = name, target, run, policy
 
     def __call__(self, prompt_ids: list[int], max_new_tokens: int) -> Outcome:
-        _sync(self.target)
-        start = time.perf_counter()
-        outcome = self._run(prompt_ids, max_new_tokens)
-        _sync(self.target)
-        outcome.seconds = time.perf_counter() - start
+        with gc_paused():  # transformers' generate as our engine: no collector pass timed
+            _sync(self.target)
+            start = time.perf_counter()
+            outcome = self._run(prompt_ids, max_new_tokens)
+            _sync(self.target)
+            outcome.seconds = time.perf_counter() - start
         return outcome
 
 

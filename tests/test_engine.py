@@ -3,6 +3,8 @@ cache keeps exactly the accepted path, greedy output equals AR, sampling is loss
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 import torch
 
@@ -225,3 +227,31 @@ def test_greedy_accept_walks_longest_matching_path():
     acceptance = accept_greedy(logits, proposal)
     assert [proposal.tokens[n] for n in acceptance.accepted_nodes] == [1, 4]
     assert acceptance.bonus_token == 7
+
+
+class CollectorWatch(NoDrafter):
+    """AR that notes whether Python's garbage collector was on at each step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.collector_on: list[bool] = []
+
+    def propose(self, context: list[int], budget: int) -> Proposal:
+        self.collector_on.append(gc.isenabled())
+        return Proposal()
+
+
+def test_no_garbage_collector_pass_is_timed_inside_an_answer(target):
+    """A full pass over a benchmark's objects took up to seconds, billed to whichever answer
+    happened to allocate then: the collector is off while an answer is decoded, as before after."""
+    watch = CollectorWatch()
+    assert gc.isenabled()
+    generation = Engine(target, 0.0, FixedBudget(0)).generate(target.encode("Hello"), watch, 4)
+    assert generation.steps > 1 and watch.collector_on and not any(watch.collector_on)
+    assert gc.isenabled()
+    gc.disable()
+    try:  # a caller's own setting is left alone
+        Engine(target, 0.0, FixedBudget(0)).generate(target.encode("Hello"), CollectorWatch(), 2)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
