@@ -157,3 +157,17 @@ def test_compiling_drops_the_packed_copies_and_lets_inductor_freeze_instead(monk
     assert inductor_config.freezing and target.kernels == "frozen+compiled"
     target.compile()
     assert target.kernels == "frozen+compiled"
+
+
+def test_the_embedded_model_multiplies_each_layers_siblings_once(target, monkeypatch):
+    """Fused for real: q/k/v and gate/up of each decoder layer are one product each (four a
+    layer with o and down, and the LM head), not recomputed per sibling."""
+    if "fused-projections" not in target.kernels:
+        pytest.skip(f"kernels here: {target.kernels}")
+    products = []
+    real = packed_linear._packed_product
+    monkeypatch.setattr(packed_linear, "_packed_product", lambda *a: products.append(1) or real(*a))
+    with torch.inference_mode():
+        target.model(input_ids=torch.tensor([[1, 2, 3]]))
+    layers = target.model.config.num_hidden_layers
+    assert len(products) == 4 * layers + 1
