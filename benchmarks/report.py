@@ -185,16 +185,16 @@ def fixed_chosen_on_other_prompts(fixed: dict) -> dict | None:
         name = max(per_prompt, key=lambda n, held=held: _rate_without(per_prompt[n], held))
         chosen.append(name)
         picked.append(per_prompt[name][held])
-    return {
-        "chosen": chosen,
-        "per_prompt": picked,
-        "tokens_per_s": sum(p["new_tokens"] for p in picked) / sum(p["seconds"] for p in picked),
-    }
+    return {"chosen": chosen, "per_prompt": picked, "tokens_per_s": _rate(picked)}
 
 
 def _rate_without(per_prompt: list[dict], held: int) -> float:
-    others = [p for index, p in enumerate(per_prompt) if index != held]
-    return sum(p["new_tokens"] for p in others) / sum(p["seconds"] for p in others)
+    return _rate([p for index, p in enumerate(per_prompt) if index != held])
+
+
+def _rate(per_prompt: list[dict]) -> float:
+    """Tokens per second over prompts: all their tokens over all their seconds."""
+    return sum(p["new_tokens"] for p in per_prompt) / sum(p["seconds"] for p in per_prompt)
 
 
 def speed_ratio_interval(row: dict, other: dict) -> list[float] | None:

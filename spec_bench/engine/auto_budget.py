@@ -118,8 +118,9 @@ class AutoBudget:
         self.gap = self.explore_every  # steps between exploration blocks
         self.next_exploration = self.explore_every
         self.current = self.best()
-        self.exploring = 0  # the budget the current block explores (0: none)
-        self.shadowing = 0  # the budget drafted unverified beside this block's steps (nested)
+        # The budget the current block explores (0: none): verified, or for a nested drafter
+        # drafted unverified beside the best budget's steps.
+        self.exploring = 0
         self.held = 0  # steps left in the current block
 
     def expected_tokens(self, budget: int) -> float:
@@ -170,7 +171,7 @@ class AutoBudget:
             else:
                 self.gap = min(2 * self.gap, MAX_GAP_FACTOR * self.explore_every)
             self.next_exploration = self.steps + self.gap
-            self.exploring = self.shadowing = 0
+            self.exploring = 0
         best = self.best()
         choice = best
         if self.steps >= self.next_exploration:
@@ -181,9 +182,7 @@ class AutoBudget:
                 # The one tried longest ago; among equals the more promising.
                 self.exploring = min(others, key=lambda b: (self.tried_at[b], -self.rate(b)))
                 self.tried_at[self.exploring] = self.steps
-                if self.nested:
-                    self.shadowing = self.exploring
-                else:
+                if not self.nested:
                     choice = self.exploring
         self.current, self.held = choice, self.block - 1
         return choice
@@ -199,8 +198,8 @@ class AutoBudget:
         the suffix drafters 1-2 ms a step on average)."""
         if not self.nested:
             return 0
-        if self.shadowing:
-            return self.shadowing
+        if self.exploring:
+            return self.exploring
         return self.fastest_drafting() if self.current == 0 else 0
 
     def record(

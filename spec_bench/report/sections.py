@@ -157,8 +157,16 @@ def _time_split_rows(split: pd.DataFrame, percent: str) -> list[list[str]]:
 
 
 TIME_SPLIT_HEADER = [
-    *("Model", "T", "Method", "Prefill", "Draft", "Forward", "Accept", "Bookkeeping"),
-    *("Other", "ms/token"),
+    "Model",
+    "T",
+    "Method",
+    "Prefill",
+    "Draft",
+    "Forward",
+    "Accept",
+    "Bookkeeping",
+    "Other",
+    "ms/token",
 ]
 
 
