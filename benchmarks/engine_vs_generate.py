@@ -168,11 +168,18 @@ def build_variants(cfg, targets: dict, drafters: list[str], budgets: list[int], 
     return variants
 
 
+def stage(started: float, message: str) -> None:
+    """One progress line on stderr: the bench spends minutes loading, measuring and compiling
+    before its first answer, and a step stopped at a time limit should say where it was."""
+    print(f"[bench {time.perf_counter() - started:6.0f} s] {message}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     cfg = compose_config(list(args.overrides))
     targets = {"auto": load_target(cfg.model, cfg.cache_dir)}
+    stage(started, f"loaded the target in {targets['auto'].dtype} ({targets['auto'].kernels})")
     if targets["auto"].dtype == torch.float32:
         targets["fp32"] = targets["auto"]
     else:
@@ -184,17 +191,21 @@ def main(argv: list[str] | None = None) -> int:
         targets["plain"] = targets["auto"]
     else:
         targets["plain"] = load_target(OmegaConf.merge(cfg.model, plain), cfg.cache_dir)
+    stage(started, "loaded the fp32 and plain-kernel targets")
     if not args.skip_compile:
         # Our engine and generate each on a model of their own: their compiled graphs differ.
         for name in ("compiled", "generate"):
             targets[name] = load_target(cfg.model, cfg.cache_dir)
             targets[name].compile()
+        stage(started, "loaded the targets to compile (each compiles at its first forwards)")
     questions = Path(args.questions) if args.questions else next(p for p in QUESTION_FILES if p.is_file())
     prompts = pick_prompts(targets["auto"], questions, args.prompts)
 
+    stage(started, "measuring bandwidth, matmul rate and cost curves")
     machine = machine_section(
         cfg, {name: targets[name] for name in ("auto", "fp32", "compiled") if name in targets}
     )
+    stage(started, "decoding")
     drafters = [name for name in args.drafters.split(",") if name]
     budgets = [int(b) for b in args.budgets.split(",") if b]
     compiled = [name for name in args.compiled_drafters.split(",") if name]

@@ -98,6 +98,7 @@ def run_interleaved(
         for _, prompt_ids in prompts[:2]:
             variant(prompt_ids, warmup_tokens)
         warm_up[variant.name] = time.perf_counter() - started
+        print(f"warmed up {variant.name} in {warm_up[variant.name]:.1f} s", file=sys.stderr, flush=True)
     outcomes: dict[str, list[Outcome]] = {variant.name: [] for variant in variants}
     for index, (label, prompt_ids) in enumerate(prompts):
         shift = index % len(variants)
