@@ -58,17 +58,22 @@ def test_every_timed_forward_meets_a_shape_decoding_has_not_met_before(target, m
     and again (a GPU kernel that plans per shape would look cheaper than it is)."""
     from spec_bench.engine import cost
 
-    pasts = []
+    pasts, sizes = [], []
     timed = cost._timed_forward
 
     def recording(model, device, builder, cache, tree, past):
         pasts.append(past)
+        sizes.append(1 + len(tree))
         return timed(model, device, builder, cache, tree, past)
 
     monkeypatch.setattr(cost, "_timed_forward", recording)
     curve = measure_latency_curve(target, sizes=(1, 4), prefix_length=16, repeats=2)
-    assert len(pasts) == 6 and len(set(pasts)) == 6 and min(pasts) == 16
+    forwards = 2 * (1 + 2 * cost.BURST)  # a warm-up and two bursts a size
+    assert len(pasts) == forwards and len(set(pasts)) == forwards and min(pasts) == 16
     assert curve.settings["format"] == cost.FORMAT
+    # After the warm-ups, the sizes take turns in bursts, as decoding holds a budget for a block.
+    burst = [1] * cost.BURST + [4] * cost.BURST
+    assert sizes == [1, 4] + burst + burst
 
 
 def simulate(policy: AutoBudget, accepted_at, steps: int = 400, count_from: int | None = None) -> Counter:

@@ -31,8 +31,12 @@ log = logging.getLogger(__name__)
 SIZES = (1, 2, 4, 8, 16, 32, 64, 128)  # tokens per forward, root included
 PREFIX_LENGTH = 300  # cached tokens before the tree: about a Spec-Bench prompt
 REPEATS = 3
+# Forwards of one size timed in a row: the automatic budget holds a choice for a block of
+# steps (``engine.block_steps``), and fixed budgets repeat one size, so a size is priced as
+# decoding meets it, not right after a forward of another size.
+BURST = 4
 CHAIN_LENGTH = 10  # the measured tree: chains of this many tokens below the root, like PLD's
-FORMAT = 2  # bump when the cached file's meaning changes
+FORMAT = 3  # bump when the cached file's meaning changes
 
 
 @dataclass
@@ -59,24 +63,29 @@ class LatencyCurve:
 def measure_latency_curve(
     target, sizes: Sequence[int] = SIZES, prefix_length: int = PREFIX_LENGTH, repeats: int = REPEATS
 ) -> LatencyCurve:
-    """Time verification forwards of ``sizes`` tokens after a ``prefix_length`` prefix.
+    """Time verification forwards of ``sizes`` tokens after a ``prefix_length`` prefix: the
+    median of ``repeats`` rounds of ``BURST`` forwards of each size in a row.
 
-    Sizes are interleaved within each repeat, so slow drift of a shared machine hits them
-    all alike; each size is warmed up once first; CUDA is synchronised around every timing.
-    Every forward continues a prefix one token longer than the last: decoding never repeats a
+    Sizes take turns round by round, so slow drift of a shared machine hits them all alike;
+    each size is warmed up once first; CUDA is synchronised around every timing. Within a
+    round a size's forwards come in a burst: on a 2-core CPU a forward right after one of
+    another size (a 128-token forward's buffers and cache lines) took 3-4 ms more, and with
+    one forward per size per round the curve priced 8 and 16 tokens 10-25% above what
+    decoding at those budgets paid, so the automatic budget drafted too little. Every
+    forward continues a prefix one token longer than the last: decoding never repeats a
     shape, and a kernel that prepares itself per shape (cuDNN attention builds a plan per
     query and key length) must be priced as decoding pays it.
     """
     timings: dict[int, list[float]] = {size: [] for size in sizes}
     with torch.inference_mode():
         forwards = _FreshShapeForwards(
-            target.model, target.device, sizes, (repeats + 1) * len(sizes), prefix_length
+            target.model, target.device, sizes, (repeats * BURST + 1) * len(sizes), prefix_length
         )
-        for repeat in range(repeats + 1):  # the first round warms up
+        for size in sizes:
+            forwards.time(size)  # warm-up
+        for _ in range(repeats):
             for size in sizes:
-                elapsed = forwards.time(size)
-                if repeat:
-                    timings[size].append(elapsed)
+                timings[size].extend(forwards.time(size) for _ in range(BURST))
     return LatencyCurve(
         sizes=list(sizes),
         seconds=[statistics.median(timings[size]) for size in sizes],
@@ -181,6 +190,7 @@ def curve_settings(target, sizes: Sequence[int], prefix_length: int, repeats: in
         "sizes": list(sizes),
         "prefix_length": prefix_length,
         "repeats": repeats,
+        "burst": BURST,
     }
 
 
