@@ -38,6 +38,7 @@ from spec_bench.data.templates import build_prompt
 from spec_bench.datastore.corpus import excluded_texts, resolve_corpus
 from spec_bench.datastore.store import digest_texts, tokenizer_digest
 from spec_bench.drafting.source import Resources, Source
+from spec_bench.engine.verify import greedy_tokens
 from spec_bench.errors import HarnessError
 from spec_bench.files import write_text_atomic
 
@@ -229,7 +230,7 @@ def _greedy_batch(target, batch: list[list[int]], max_new_tokens: int) -> list[l
             use_cache=True,
             logits_to_keep=1,
         ).logits
-        next_tokens = logits[:, -1].argmax(-1)
+        next_tokens = greedy_tokens(logits[:, -1])
         steps.append(next_tokens)
         done |= torch.isin(next_tokens, eos)
         if bool(done.all()):

@@ -12,7 +12,7 @@ from spec_bench.engine.budget import FixedBudget
 from spec_bench.engine.cache import TreeCache
 from spec_bench.engine.decode import Engine
 from spec_bench.engine.proposal import ROOT, NoDrafter, Proposal
-from spec_bench.engine.verify import accept_greedy, build_tree_inputs, tree_parents
+from spec_bench.engine.verify import accept_greedy, build_tree_inputs, greedy_tokens, tree_parents
 
 from .distribution import sampling_pvalues
 
@@ -255,3 +255,18 @@ def test_no_garbage_collector_pass_is_timed_inside_an_answer(target):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+def test_greedy_tokens_pick_what_argmax_picks_in_the_logits_dtype(dtype):
+    """Half-precision logits are widened before the argmax (it is ~20x faster on a CPU);
+    the tokens must be the ones argmax picks in the logits' own dtype, ties to the first."""
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(16, 4096, generator=generator).to(dtype)
+    logits[:, [7, 100, 4000]] = 9.0  # a three-way tie for the maximum: the first one wins
+    logits[3, 7] = 8.0  # ... except where the first of them is lower
+    logits[8:] = logits[8:].round()  # rows full of ties
+    tokens = greedy_tokens(logits)
+    assert tokens.dtype == torch.int64
+    assert torch.equal(tokens, logits.argmax(dim=-1))
+    assert tokens[0] == 7 and tokens[3] == 100

@@ -22,7 +22,7 @@ import torch
 
 from spec_bench.engine.cache import TreeCache
 from spec_bench.engine.proposal import Proposal
-from spec_bench.engine.verify import TreeInputBuilder
+from spec_bench.engine.verify import TreeInputBuilder, greedy_tokens
 from spec_bench.files import write_text_atomic
 from spec_bench.models.loading import device_label, setup_key
 
@@ -36,7 +36,7 @@ REPEATS = 3
 # decoding meets it, not right after a forward of another size.
 BURST = 4
 CHAIN_LENGTH = 10  # the measured tree: chains of this many tokens below the root, like PLD's
-FORMAT = 3  # bump when the cached file's meaning changes
+FORMAT = 4  # bump when the cached file's meaning changes
 
 
 @dataclass
@@ -138,13 +138,14 @@ def _timed_forward(
     sync()
     start = time.perf_counter()
     inputs = builder.build(0, tree, past)
-    model(
+    logits = model(
         input_ids=inputs.input_ids,
         position_ids=inputs.position_ids,
         attention_mask=inputs.attention_mask,
         cache=cache,
         use_cache=True,
-    ).logits.argmax(dim=-1).tolist()  # as a verification step ends: one host sync
+    ).logits
+    greedy_tokens(logits).tolist()  # as a verification step ends: one host sync
     elapsed = time.perf_counter() - start
     cache.keep(past, [])
     return elapsed

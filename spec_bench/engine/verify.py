@@ -114,9 +114,20 @@ class Acceptance:
     branch_predictions: list[int]
 
 
+def greedy_tokens(logits: torch.Tensor) -> torch.Tensor:
+    """The argmax over the last dimension. On a CPU, half-precision logits are widened to fp32
+    first: the CPU's argmax over bf16 runs some 20x slower than over fp32 (a 16 x 49152 block:
+    8 ms against 0.4 ms with the conversion), which billed a 16-token verification several
+    milliseconds that AR's one row did not pay. The widening is exact and both keep the first
+    of equal maxima, so the tokens are the same."""
+    if logits.device.type == "cpu" and logits.dtype in (torch.bfloat16, torch.float16):
+        logits = logits.float()
+    return logits.argmax(dim=-1)
+
+
 def accept_greedy(logits: torch.Tensor, proposal: Proposal) -> Acceptance:
     """``logits``: (n, vocab) for root, drafts, branch nodes in that order."""
-    predictions = logits.argmax(dim=-1).tolist()  # the one host sync of the step
+    predictions = greedy_tokens(logits).tolist()  # the one host sync of the step
     accepted, node, parent = [], 0, ROOT
     cap = proposal.max_accepted
     while cap is None or len(accepted) < cap:
@@ -156,7 +167,7 @@ def accept_sampling(
         node, parent = chosen + 1, chosen
     branch_predictions = []
     if proposal.branch_tokens:
-        branch_predictions = logits[1 + proposal.n_drafts :].argmax(dim=-1).tolist()
+        branch_predictions = greedy_tokens(logits[1 + proposal.n_drafts :]).tolist()
     return Acceptance(accepted, bonus, branch_predictions)
 
 
