@@ -184,10 +184,11 @@ def main(argv: list[str] | None = None) -> int:
         targets["fp32"] = targets["auto"]
     else:
         targets["fp32"] = load_target(OmegaConf.merge(cfg.model, {"dtype": "float32"}), cfg.cache_dir)
-    # The model as a user of transformers loads it: our linear-layer kernels off. (The GPU's
-    # attention choice is process-wide, so generate shares it; it changes no CPU run.)
-    plain = {"packed_linear": False, "small_rows_matmul": False}
-    if not {"packed-linear", "small-rows-matmul"} & set(targets["auto"].kernels.split("+")):
+    # The model as a user of transformers loads it: our linear-layer and attention kernels off.
+    # (The GPU's cuDNN choice is process-wide, so generate shares it; it changes no CPU run.)
+    plain = {"packed_linear": False, "small_rows_matmul": False, "grouped_query_attention": False}
+    ours = {"packed-linear", "small-rows-matmul", "grouped-attention"}
+    if not ours & set(targets["auto"].kernels.split("+")):
         targets["plain"] = targets["auto"]
     else:
         targets["plain"] = load_target(OmegaConf.merge(cfg.model, plain), cfg.cache_dir)

@@ -1,4 +1,5 @@
-"""The GPU attention kernel is chosen by measurement at fresh shapes; CPUs have nothing to choose."""
+"""The GPU attention kernel is chosen by measurement at fresh shapes; CPUs have nothing to choose.
+Grouped key/value heads go to SDPA uncopied in tree forwards, with results equal bit for bit."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import json
 import pytest
 import torch
 
-from spec_bench.models import attention_kernel, kernel_choice
+from spec_bench.engine.cache import TreeCache
+from spec_bench.models import attention_kernel, grouped_attention, kernel_choice
 
 
 def test_a_cpu_has_no_cudnn_attention_to_choose(target, tmp_path):
@@ -48,3 +50,57 @@ def test_on_a_gpu_both_settings_are_timed_and_the_choice_is_applied(tmp_path):
     chosen = json.loads(cache.read_text())["cudnn_attention"]
     assert torch.backends.cuda.cudnn_sdp_enabled() == chosen
     assert ("no-cudnn-attention" in target.kernels) == (not chosen)
+
+
+class _Attention(torch.nn.Module):
+    num_key_value_groups = 3
+    is_causal = True
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("queries", [1, 2, 16])
+def test_grouped_heads_give_the_copied_heads_result_bit_for_bit(dtype, queries):
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    generator = torch.Generator().manual_seed(queries)
+    past = 300 + queries
+    query = torch.randn(1, 9, queries, 64, generator=generator).to(dtype)
+    key, value = (torch.randn(1, 3, past, 64, generator=generator).to(dtype) for _ in range(2))
+    mask = torch.zeros(1, 1, queries, past, dtype=dtype)
+    mask[..., -queries:] = torch.finfo(dtype).min  # a tree: each node sees the prefix and itself
+    mask[..., -queries:].diagonal(dim1=-2, dim2=-1).zero_()
+    module = _Attention()
+    copied, _ = sdpa_attention_forward(module, query, key, value, mask, scaling=0.125)
+    grouped, _ = grouped_attention.grouped_sdpa(module, query, key, value, mask, scaling=0.125)
+    assert copied.shape == grouped.shape == (1, queries, 9, 64)
+    assert torch.equal(copied, grouped)
+
+
+def test_a_tree_forward_of_the_model_is_the_same_with_grouped_heads(target):
+    from spec_bench.engine.cost import _tree
+    from spec_bench.engine.verify import build_tree_inputs
+
+    model = target.model
+    assert grouped_attention.applicable(model)  # SmolLM2: 9 query heads over 3 key/value heads
+    before = model.config._attn_implementation
+    prompt = torch.tensor([target.encode("Name three colours of the rainbow, then three more.")])
+    tree = _tree(15, int(model.config.vocab_size), torch.Generator().manual_seed(0))
+    inputs = build_tree_inputs(prompt[0, -1].item(), tree, prompt.shape[1] - 1, target.device, target.dtype)
+    logits = {}
+    try:
+        for grouped in (False, True):
+            grouped_attention.use(model, grouped)
+            cache = TreeCache()
+            with torch.inference_mode():
+                model(input_ids=prompt[:, :-1], cache=cache, use_cache=True)
+                logits[grouped] = model(
+                    input_ids=inputs.input_ids,
+                    position_ids=inputs.position_ids,
+                    attention_mask=inputs.attention_mask,
+                    cache=cache,
+                    use_cache=True,
+                ).logits
+    finally:
+        model.config._attn_implementation = before
+    assert logits[True].shape[1] == 16
+    assert torch.equal(logits[False], logits[True])

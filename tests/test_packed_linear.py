@@ -133,6 +133,7 @@ def test_the_target_says_which_linear_kernel_it_runs(target):
         "fused-projections",
         "small-rows-matmul",
         "no-cudnn-attention",
+        "grouped-attention",
         "frozen",
         "compiled",
     }

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from spec_bench.errors import HarnessError
-from spec_bench.models import attention_kernel, packed_linear, small_matmul
+from spec_bench.models import attention_kernel, grouped_attention, packed_linear, small_matmul
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class Target:
     # "default", or the measured choices joined by "+": "packed-linear" (oneDNN's prepacked
     # weights, see packed_linear; with "fused-projections" where sibling projections are one
     # packed matrix) or "small-rows-matmul" (see small_matmul), and
-    # "no-cudnn-attention" (see attention_kernel)
+    # "no-cudnn-attention" (see attention_kernel), "grouped-attention" (see grouped_attention)
     kernels: str = "default"
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
@@ -164,6 +164,10 @@ def load_target(model_cfg, cache_dir: str | os.PathLike) -> Target:
     cudnn = attention_kernel.choose(model_cfg.get("cudnn_attention", "auto"), model, device, attention_cache)
     if cudnn is False:  # None: nothing to choose on this device
         chosen.append("no-cudnn-attention")
+    grouped_cache = choice_cache.with_name(choice_cache.stem + "-grouped-attention.json")
+    setting = model_cfg.get("grouped_query_attention", "auto")
+    if grouped_attention.choose(setting, model, device, grouped_cache):
+        chosen.append("grouped-attention")
     kernels = "+".join(chosen) or "default"
     return Target(
         name=model_cfg.name,
