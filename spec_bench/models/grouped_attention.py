@@ -30,7 +30,10 @@ def grouped_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     groups = getattr(module, "num_key_value_groups", 1)
-    plain = attention_mask is None or query.shape[2] == 1 or groups == 1 or dropout
+    # One sequence (the engine's trees); a batch (the model-DB builder's, left-padded) keeps
+    # transformers' path: equality was tested for one sequence.
+    one_tree = query.shape[0] == 1 and query.shape[2] > 1 and attention_mask is not None
+    plain = not one_tree or groups == 1 or dropout
     if plain or kwargs.get("position_bias") is not None or kwargs.get("softcap") is not None:
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
@@ -43,8 +46,12 @@ def grouped_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling
 
 def _register() -> None:
     from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
     AttentionInterface.register(NAME, grouped_sdpa)
+    # Masks as for "sdpa": transformers builds none at all for a name it has no mask function
+    # for, and a padded batch would then attend to its padding.
+    AttentionMaskInterface.register(NAME, sdpa_mask)
 
 
 def applicable(model: torch.nn.Module) -> bool:
