@@ -78,7 +78,7 @@ def test_grouped_heads_give_the_copied_heads_result_bit_for_bit(dtype, queries):
 
 def test_a_tree_forward_of_the_model_is_the_same_with_grouped_heads(target):
     from spec_bench.engine.cost import _tree
-    from spec_bench.engine.verify import build_tree_inputs
+    from spec_bench.engine.verify import build_tree_inputs, tree_logits
 
     model = target.model
     assert grouped_attention.applicable(model)  # SmolLM2: 9 query heads over 3 key/value heads
@@ -93,13 +93,7 @@ def test_a_tree_forward_of_the_model_is_the_same_with_grouped_heads(target):
             cache = TreeCache()
             with torch.inference_mode():
                 model(input_ids=prompt[:, :-1], cache=cache, use_cache=True)
-                logits[grouped] = model(
-                    input_ids=inputs.input_ids,
-                    position_ids=inputs.position_ids,
-                    attention_mask=inputs.attention_mask,
-                    cache=cache,
-                    use_cache=True,
-                ).logits
+                logits[grouped] = tree_logits(model, inputs, cache)
     finally:
         model.config._attn_implementation = before
     assert logits[True].shape[1] == 16

@@ -12,7 +12,13 @@ from spec_bench.engine.budget import FixedBudget
 from spec_bench.engine.cache import TreeCache
 from spec_bench.engine.decode import Engine
 from spec_bench.engine.proposal import ROOT, NoDrafter, Proposal
-from spec_bench.engine.verify import accept_greedy, build_tree_inputs, greedy_tokens, tree_parents
+from spec_bench.engine.verify import (
+    accept_greedy,
+    build_tree_inputs,
+    greedy_tokens,
+    tree_logits,
+    tree_parents,
+)
 
 from .distribution import sampling_pvalues
 
@@ -62,13 +68,7 @@ def test_tree_forward_matches_sequential_decoding(target):
     with torch.inference_mode():
         target.model(input_ids=torch.tensor([prompt[:-1]]), cache=cache, use_cache=True)
         inputs = build_tree_inputs(prompt[-1], proposal, len(prompt) - 1, target.device, target.dtype)
-        logits = target.model(
-            input_ids=inputs.input_ids,
-            position_ids=inputs.position_ids,
-            attention_mask=inputs.attention_mask,
-            cache=cache,
-            use_cache=True,
-        ).logits[0]
+        logits = tree_logits(target.model, inputs, cache)[0]
     torch.testing.assert_close(logits[0], sequential_logits(target.model, prompt), atol=2e-4, rtol=1e-4)
     for node in range(proposal.n_drafts):
         expected = sequential_logits(target.model, prompt + node_path(proposal, node))
@@ -85,13 +85,7 @@ def test_tree_forward_matches_sequential_decoding(target):
         cache.keep(past, [past, past + 1, past + 2])
         assert cache.get_seq_length() == past + 3
         inputs = build_tree_inputs(13, follow, past + 3, target.device, target.dtype)
-        logits = target.model(
-            input_ids=inputs.input_ids,
-            position_ids=inputs.position_ids,
-            attention_mask=inputs.attention_mask,
-            cache=cache,
-            use_cache=True,
-        ).logits[0]
+        logits = tree_logits(target.model, inputs, cache)[0]
     expected = sequential_logits(target.model, prompt + [11, 12, 13, 7])
     torch.testing.assert_close(logits[1], expected, atol=2e-4, rtol=1e-4)
 

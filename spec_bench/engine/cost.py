@@ -22,7 +22,7 @@ import torch
 
 from spec_bench.engine.cache import TreeCache
 from spec_bench.engine.proposal import Proposal
-from spec_bench.engine.verify import TreeInputBuilder, greedy_tokens
+from spec_bench.engine.verify import TreeInputBuilder, greedy_tokens, tree_logits
 from spec_bench.files import write_text_atomic
 from spec_bench.models.loading import device_label, setup_key
 
@@ -138,13 +138,7 @@ def _timed_forward(
     sync()
     start = time.perf_counter()
     inputs = builder.build(0, tree, past)
-    logits = model(
-        input_ids=inputs.input_ids,
-        position_ids=inputs.position_ids,
-        attention_mask=inputs.attention_mask,
-        cache=cache,
-        use_cache=True,
-    ).logits
+    logits = tree_logits(model, inputs, cache)
     greedy_tokens(logits).tolist()  # as a verification step ends: one host sync
     elapsed = time.perf_counter() - start
     cache.keep(past, [])

@@ -20,7 +20,13 @@ import torch
 from spec_bench.engine.budget import BudgetPolicy, FixedBudget
 from spec_bench.engine.cache import TreeCache
 from spec_bench.engine.proposal import ROOT, Drafter, Proposal, StepResult
-from spec_bench.engine.verify import Acceptance, TreeInputBuilder, accept_greedy, accept_sampling
+from spec_bench.engine.verify import (
+    Acceptance,
+    TreeInputBuilder,
+    accept_greedy,
+    accept_sampling,
+    tree_logits,
+)
 from spec_bench.errors import HarnessError
 
 # The prompt's forward is its own phase: a 700-token prompt costs as much as tens of steps,
@@ -236,13 +242,7 @@ class Engine:
 
         inputs = self.inputs.build(context[-1], proposal, past_length)
         clock.charge("bookkeeping")
-        logits = self.model(
-            input_ids=inputs.input_ids,
-            position_ids=inputs.position_ids,
-            attention_mask=inputs.attention_mask,
-            cache=request.cache,
-            use_cache=True,
-        ).logits[0]
+        logits = tree_logits(self.model, inputs, request.cache)[0]
         clock.charge("forward")
 
         acceptance = self._accept(logits, proposal, request.generator)

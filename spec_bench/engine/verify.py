@@ -32,6 +32,19 @@ class TreeInputs:
     n_drafts: int
 
 
+def tree_logits(model, inputs: TreeInputs, cache) -> torch.Tensor:
+    """One verification forward, (1, n, vocab): the tree's tokens at their positions, under its
+    mask, on ``cache``. The engine, the cost curve and the tests call this one forward, so the
+    curve times exactly what decoding runs."""
+    return model(
+        input_ids=inputs.input_ids,
+        position_ids=inputs.position_ids,
+        attention_mask=inputs.attention_mask,
+        cache=cache,
+        use_cache=True,
+    ).logits
+
+
 def tree_parents(proposal: Proposal) -> list[int]:
     """Parents in node space (root = 0, drafts 1..D, branch D+1..); the root has -1."""
     n_drafts = proposal.n_drafts

@@ -15,6 +15,7 @@ kernel choices.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -29,12 +30,18 @@ CALLS = 8  # timed forwards per setting, after one warm-up each
 def grouped_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    groups = getattr(module, "num_key_value_groups", 1)
-    # One sequence (the engine's trees); a batch (the model-DB builder's, left-padded) keeps
-    # transformers' path: equality was tested for one sequence.
-    one_tree = query.shape[0] == 1 and query.shape[2] > 1 and attention_mask is not None
-    plain = not one_tree or groups == 1 or dropout
-    if plain or kwargs.get("position_bias") is not None or kwargs.get("softcap") is not None:
+    # One masked sequence of several queries (the engine's trees). A batch (the model-DB
+    # builder's, left-padded) keeps transformers' path: equality was tested for one sequence.
+    grouped = (
+        getattr(module, "num_key_value_groups", 1) > 1
+        and query.shape[0] == 1
+        and query.shape[2] > 1
+        and attention_mask is not None
+        and not dropout
+        and kwargs.get("position_bias") is None
+        and kwargs.get("softcap") is None
+    )
+    if not grouped:
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
@@ -44,6 +51,7 @@ def grouped_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling
     return output.transpose(1, 2).contiguous(), None
 
 
+@functools.cache
 def _register() -> None:
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
