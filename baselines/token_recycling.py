@@ -42,6 +42,11 @@ class TokenRecycling(Source):
         index_of = {path: i for i, path in enumerate(ranks)}
         self.parent = [index_of.get(path[:-1], -1) for path in ranks]
         self.rank = [path[-1] for path in ranks]
+        # The template's first level (TR's k children of the root). What TR learns a step is
+        # the rows of the nodes it verified, so a budget below one level trains fewer rows,
+        # and its drafts get worse in later steps where the automatic budget's scoring of a
+        # step cannot see it: such budgets are not candidates (``SourceDrafter.min_budget``).
+        self.min_room = max(1, sum(len(path) == 1 for path in ranks))
         self.matrix = np.zeros((max(vocab_size, 1), topk), dtype=np.int64)
 
     def attach(self, resources: Resources) -> None:

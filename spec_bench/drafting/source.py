@@ -62,6 +62,9 @@ class Source:
 
     topk = 0
     needs_window = False  # True: drafts nothing unless a Jacobi window feeds it
+    # The fewest nodes a step must verify for this source to learn as designed (a source
+    # that learns from verified nodes learns less from a smaller tree, in steps after).
+    min_room = 1
 
     def attach(self, resources: Resources) -> None:
         pass
