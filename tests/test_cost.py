@@ -189,10 +189,23 @@ def test_a_drafter_that_only_works_at_large_budgets_is_found_again():
     # above, two drafts a step, but only from the 20th step on (the pool fills late): the
     # first tries judge it at a bad moment. Local exploration from AR never got there.
     works = lambda budget, step: 2 if budget >= 16 and step >= 20 else 0  # noqa: E731
-    chosen = simulate(policy(), works)
+    # Exploring budgets estimated at half the best's rate or more finds it from AR steps.
+    chosen = simulate(policy(explore_floor_verified=0.5), works)
     assert chosen.most_common(1)[0][0] == 16
-    late = AutoBudget(CPU_LIKE, candidate_budgets(64, paper_budget=55, min_budget=15))
-    assert simulate(late, works).most_common(1)[0][0] == 16
+    # As a windowed drafter is run (its smallest working budget, no AR steps), the 80% floor
+    # of verified exploration is no obstacle: it works where it starts.
+    windowed = AutoBudget(CPU_LIKE, candidate_budgets(64, 55, 15, allow_ar=False))
+    assert simulate(windowed, works).most_common(1)[0][0] == 16
+
+
+def test_verified_exploration_spends_forwards_only_near_the_best():
+    nested, verified = policy(nested=True), policy()
+    assert (nested.explore_floor, verified.explore_floor) == (0.5, 0.8)
+    for auto in (nested, verified):
+        for _ in range(8):
+            auto.record(8, 8, 1)  # 2 tokens a step at 8 nodes
+    # 16 nodes cost 1.4x 8 nodes here: worth a shadow, not a verified block.
+    assert 16 in nested.explorable(8) and 16 not in verified.explorable(8)
 
 
 def test_drafting_within_the_margin_is_preferred_to_ar_steps():

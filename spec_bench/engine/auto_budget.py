@@ -31,7 +31,7 @@ Measuring methods, not the policy (what the first version got wrong):
   are tried: a budget that costs several AR steps a step is not tried where it cannot pay.
   An untried budget is valued by the prior's chain with its per-draft acceptance fitted to
   the widest budget observed in this request (before any observation, the prior itself: 1/2;
-  a budget estimated lower is still tried by the exploration below),
+  a budget estimated lower is still tried when exploring),
   or at the most tokens a step any smaller budget showed, whichever is more (a larger tree
   holds the smaller one, so it gains as much). Valued at the unfitted prior (about 2 tokens
   a step), every untried wider budget looked better than the 1.1-1.5 tokens measured, so
@@ -70,7 +70,16 @@ Measuring methods, not the policy (what the first version got wrong):
 - A drafter with a Jacobi window gets no AR steps (``allow_ar=False``): its window is all
   that fills its pool, so an AR step starves the steps after it, and a policy that once
   chose AR would judge the method by an empty pool. Its smallest budget is the smallest
-  that lets it work; at worst the method runs there, slower than AR, and shows it.
+  that lets it work; at worst the method runs there, slower than AR, and shows it. The same
+  holds for a drafter that learns from what it verifies (``min_budget`` above 1: Token
+  Recycling trains one row an AR step instead of 9, so drafts scored beside AR steps got
+  worse the longer it stayed there; Suffix+TR took 36 AR steps in 283 and reached MAT 1.26
+  where a fixed 8 reached 1.36).
+- Exploring by verifying (drafters with a window) is only spent on budgets estimated at
+  ``explore_floor_verified`` (80%) of the best's rate or more, not half: a block of 4 steps
+  at a budget estimated at half the best costs 2 AR steps' worth of time, and Lookahead
+  verified 32 nodes for a block in most 64-token answers (1.6x an 8-node step on this CPU)
+  where a fixed 32 was 0.8x as fast as a fixed 8.
 
 Budgets only change what is verified, never what is emitted: greedy outputs are identical for
 every budget. The choice is deterministic (no random exploration), so runs repeat.
@@ -129,6 +138,7 @@ class AutoBudget:
         wider_margin: float = 0.05,
         min_gain: float = 0.05,
         explore_floor: float = 0.5,
+        explore_floor_verified: float = 0.8,
         nested: bool = False,
     ) -> None:
         if block < 1 or explore_every < 1 or memory < 1:
@@ -147,7 +157,8 @@ class AutoBudget:
         self.draft_margin = draft_margin
         self.wider_margin = wider_margin
         self.min_gain = min_gain
-        self.explore_floor = explore_floor
+        # Shadow exploration costs drafting time only; verified exploration costs forwards.
+        self.explore_floor = explore_floor if nested else explore_floor_verified
         self.reset()
 
     def reset(self) -> None:
@@ -307,11 +318,14 @@ def auto_budget(cfg, target, drafter) -> AutoBudget:
         refresh=bool(engine.get("cost_refresh", False)),
     )
     windowed = getattr(drafter, "window", None) is not None
+    min_budget = int(getattr(drafter, "min_budget", 1))
     candidates = candidate_budgets(
         int(engine.max_budget),
         int(getattr(drafter, "paper_budget", 0)),
-        int(getattr(drafter, "min_budget", 1)),
-        allow_ar=not windowed,
+        min_budget,
+        # A window fills its pool, Token Recycling's verified nodes train its matrix: AR
+        # steps starve both.
+        allow_ar=not windowed and min_budget <= 1,
     )
     return AutoBudget(
         curve,
