@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from baselines.token_recycling import TokenRecycling
-from spec_bench.engine.auto_budget import candidate_budgets
+from spec_bench.engine.auto_budget import drafter_candidates
 from spec_bench.engine.proposal import ROOT, Proposal, StepResult
 
 from .conftest import drafter_from_config
@@ -66,7 +66,7 @@ def test_published_tr_is_80_nodes_of_8_children_kept_across_requests():
     assert [t for t, parent in zip(proposal.tokens, proposal.parents) if parent == ROOT] == list(range(8))
 
 
-def test_budgets_below_trs_first_level_are_not_candidates_for_any_drafter_with_tr():
+def test_neither_ar_steps_nor_budgets_below_trs_first_level_are_candidates_with_tr():
     # TR learns the rows of the nodes it verifies: a budget below its first level (k = 8
     # children of the root) trains fewer rows, a cost the automatic budget cannot see in
     # the step that pays it, so such budgets are not offered.
@@ -74,8 +74,10 @@ def test_budgets_below_trs_first_level_are_not_candidates_for_any_drafter_with_t
     for name in ("token_recycling", "suffix_tr", "hd_tr"):
         drafter = drafter_from_config(name)
         assert drafter.min_budget == 8, name
-        assert candidate_budgets(64, drafter.paper_budget, drafter.min_budget)[:3] == [0, 8, 16]
+        # No AR steps either: an AR step trains one row.
+        assert drafter_candidates(drafter, 64)[:2] == [8, 16]
     assert drafter_from_config("suffix").min_budget == 1
+    assert drafter_candidates(drafter_from_config("suffix"), 64)[:3] == [0, 1, 2]
     assert drafter_from_config("hd").min_budget == 1
 
 

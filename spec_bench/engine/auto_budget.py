@@ -31,9 +31,9 @@ Measuring methods, not the policy (what the first version got wrong):
   are tried: a budget that costs several AR steps a step is not tried where it cannot pay.
   An untried budget is valued by the prior's chain with its per-draft acceptance fitted to
   the widest budget observed in this request (before any observation, the prior itself: 1/2;
-  a budget estimated lower is still tried when exploring),
-  or at the most tokens a step any smaller budget showed, whichever is more (a larger tree
-  holds the smaller one, so it gains as much). Valued at the unfitted prior (about 2 tokens
+  a budget estimated lower is still tried when exploring), or at the most tokens a step any
+  smaller budget showed, whichever is more (a larger tree holds the smaller one, so it gains
+  as much). Valued at the unfitted prior (about 2 tokens
   a step), every untried wider budget looked better than the 1.1-1.5 tokens measured, so
   each request of a drafter with a Jacobi window began by verifying 16 and then 32 nodes
   for a block each (HD+TR, Lookahead), about 5% of a 64-token answer's time.
@@ -303,6 +303,21 @@ class AutoBudget:
         }
 
 
+def drafter_candidates(drafter, max_budget: int) -> list[int]:
+    """The budgets ``auto`` chooses among for ``drafter``: from its smallest working budget,
+    with AR steps only for a drafter that neither has a window nor learns from what it
+    verifies (a window fills its pool, Token Recycling's verified nodes train its matrix: AR
+    steps starve both; such a drafter's ``min_budget`` is above 1)."""
+    windowed = getattr(drafter, "window", None) is not None
+    min_budget = int(getattr(drafter, "min_budget", 1))
+    return candidate_budgets(
+        max_budget,
+        int(getattr(drafter, "paper_budget", 0)),
+        min_budget,
+        allow_ar=not windowed and min_budget <= 1,
+    )
+
+
 def auto_budget(cfg, target, drafter) -> AutoBudget:
     """``engine.budget=auto``: the cached (or freshly measured) curve, the drafter's candidates
     and the policy's settings."""
@@ -318,18 +333,9 @@ def auto_budget(cfg, target, drafter) -> AutoBudget:
         refresh=bool(engine.get("cost_refresh", False)),
     )
     windowed = getattr(drafter, "window", None) is not None
-    min_budget = int(getattr(drafter, "min_budget", 1))
-    candidates = candidate_budgets(
-        int(engine.max_budget),
-        int(getattr(drafter, "paper_budget", 0)),
-        min_budget,
-        # A window fills its pool, Token Recycling's verified nodes train its matrix: AR
-        # steps starve both.
-        allow_ar=not windowed and min_budget <= 1,
-    )
     return AutoBudget(
         curve,
-        candidates,
+        drafter_candidates(drafter, int(engine.max_budget)),
         nested=not windowed,
         block=int(engine.block_steps),
         explore_every=int(engine.explore_every),
