@@ -166,6 +166,7 @@ class AutoBudget:
         self.tokens = {b: 2.0 - 0.5**b for b in self.candidates}
         self.seconds = {b: self.curve.latency(1 + b) for b in self.candidates}
         self.observed = dict.fromkeys(self.candidates, 0)
+        self.chain_rate: float | None = None  # fitted to the widest observed (None: refit)
         self.tried_at = dict.fromkeys(self.candidates, 0)
         self.steps = 0
         self.gap = self.explore_every  # steps between exploration blocks
@@ -185,10 +186,11 @@ class AutoBudget:
         observed = [b for b in self.drafting if self.observed[b]]
         if not observed:
             return self.tokens[budget]
-        anchor = max(observed)  # the widest measured: what is known of wide trees
-        rate = chain_acceptance_rate(self.tokens[anchor] - 1.0, anchor)
+        if self.chain_rate is None:  # every estimate of a step reads it: fitted once
+            anchor = max(observed)  # the widest measured: what is known of wide trees
+            self.chain_rate = chain_acceptance_rate(self.tokens[anchor] - 1.0, anchor)
         smaller = [self.tokens[b] for b in observed if b < budget]
-        return max([1.0 + chain_accepted(rate, budget), *smaller])
+        return max([1.0 + chain_accepted(self.chain_rate, budget), *smaller])
 
     def rate(self, budget: int) -> float:
         """Estimated tokens per second when verifying ``budget`` nodes per step."""
@@ -286,6 +288,7 @@ class AutoBudget:
 
     def _observe(self, budget: int, tokens: float, seconds: float) -> None:
         self.observed[budget] += 1
+        self.chain_rate = None
         weight = 1.0 / min(self.observed[budget], self.memory)  # the first observation replaces the prior
         self.tokens[budget] += weight * (tokens - self.tokens[budget])
         self.seconds[budget] += weight * (seconds - self.seconds[budget])
