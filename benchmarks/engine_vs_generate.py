@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from benchmarks import roofline, timing_modes
+from benchmarks import one_token_budget, roofline, timing_modes
 from benchmarks.report import markdown
 from benchmarks.variants import (
     PROMPT_LOOKUP_TOKENS,
@@ -55,6 +55,8 @@ QUESTION_FILES = (
     REPO.parent / "shared/data/spec_bench/question.jsonl",
 )
 DRAFTERS = "pld,rest,lookahead,hd,token_recycling,suffix,hd_tr,hd_suffix,suffix_tr"
+SPLIT_SIZES = (1, 16)  # forwards split into linear layers, attention and the rest
+SPLIT_CALLS = 10
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -125,6 +127,12 @@ def machine_section(cfg, targets: dict) -> dict:
                 roofline.lower_bound(n, weight_bytes, parameters, bandwidth, flops) for n in curve.sizes
             ],
         }
+        if target.device.type == "cpu" and "compiled" not in target.kernels and name == "auto":
+            # Which part of t(1) sits above the bound: timed inside real forwards.
+            split = one_token_budget.measure(
+                target, list(SPLIT_SIZES), calls=SPLIT_CALLS, prefix=int(cfg.engine.cost_prefix_length)
+            )
+            section["dtypes"][name]["split"] = [{"tokens": n, **ms} for n, ms in split.items()]
     return section
 
 

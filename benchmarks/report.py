@@ -60,6 +60,39 @@ def machine_lines(machine: dict) -> list[str]:
         for n, seconds, bound in zip(d["sizes"], d["seconds"], d["lower_bound"]):
             ratios = f"{seconds / base:.2f} | {1000 * bound:.1f} | {seconds / bound:.1f}"
             lines.append(f"| {n} | {1000 * seconds:.1f} | {ratios} |")
+        if d.get("split"):
+            lines += split_lines(d)
+    return lines
+
+
+def split_lines(d: dict) -> list[str]:
+    """Where a forward's time goes (``benchmarks.one_token_budget``), against its bound."""
+    bounds = dict(zip(d["sizes"], d["lower_bound"]))
+    lines = [
+        "",
+        "Those forwards split, each part timed inside them (`python -m benchmarks.one_token_budget`):",
+        "",
+        *table_head(
+            [
+                "tokens",
+                "forward ms",
+                "linear layers ms",
+                "attention ms",
+                "the rest ms",
+                "linear layers stream GB/s",
+                "(linear + attention) × bound",
+            ],
+            "rrrrrrr",
+        ),
+    ]
+    for part in d["split"]:
+        n = part["tokens"]
+        core = part["linear"] + part["attention"]
+        over = f"{core / (1000 * bounds[n]):.1f}" if n in bounds else ""
+        lines.append(
+            f"| {n} | {part['forward']:.1f} | {part['linear']:.1f} | {part['attention']:.1f} | "
+            f"{part['rest']:.1f} | {part['bytes'] / part['linear'] / 1e6:.1f} | {over} |"
+        )
     return lines
 
 

@@ -3,6 +3,7 @@ interval over prompts, and the MAT-1.00 check."""
 
 import pytest
 
+from benchmarks import report
 from benchmarks.report import auto_against_fixed
 
 
@@ -54,3 +55,42 @@ def test_the_fixed_budget_chosen_on_the_other_prompts_is_scored_on_the_prompt_it
     assert verdict["auto_over_held_out"] == pytest.approx((256 / 12.0) / verdict["held_out_tokens_per_s"])
     low, high = verdict["auto_over_held_out_interval"]
     assert low <= (3 * 3.3 + 3.8) / 12.0 <= high
+
+
+def test_a_forward_split_is_shown_beside_its_bound():
+    machine = {
+        "read_bytes_per_s": 32e9,
+        "dtypes": {
+            "auto": {
+                "dtype": "bfloat16",
+                "kernels": "packed-linear",
+                "weight_bytes": 2**28,
+                "peak_flops": 4e11,
+                "sizes": [1, 16],
+                "seconds": [0.030, 0.040],
+                "lower_bound": [0.008, 0.010],
+                "split": [
+                    {
+                        "tokens": 1,
+                        "forward": 30.0,
+                        "linear": 16.0,
+                        "attention": 4.0,
+                        "rest": 10.0,
+                        "bytes": 2.4e8,
+                    },
+                    {
+                        "tokens": 16,
+                        "forward": 40.0,
+                        "linear": 20.0,
+                        "attention": 6.0,
+                        "rest": 14.0,
+                        "bytes": 2.4e8,
+                    },
+                ],
+            }
+        },
+    }
+    lines = report.machine_lines(machine)
+    # 2.4e8 bytes in 16 ms: 15 GB/s; linear and attention 20 ms against an 8 ms bound: 2.5x.
+    assert "| 1 | 30.0 | 16.0 | 4.0 | 10.0 | 15.0 | 2.5 |" in lines
+    assert "| 16 | 40.0 | 20.0 | 6.0 | 14.0 | 12.0 | 2.6 |" in lines
