@@ -332,26 +332,3 @@ def test_an_untried_wider_budget_is_valued_by_the_chain_fitted_to_what_was_measu
         auto.record(8, 8, 1 if _ == 0 else 0)
     assert auto.expected_tokens(16) == pytest.approx(1.25, abs=0.01)
     assert auto.best() == 8
-
-
-def test_exploring_by_shadow_keeps_its_pace_and_exploring_by_verifying_spaces_out():
-    """Three drafts accepted at most: both settle at 4 nodes. A shadow costs drafting time only,
-    so the nested policy keeps exploring every ``explore_every`` steps and its estimates of
-    wider budgets stay current; verified exploration costs forwards, so a settled policy
-    doubles the gap between tries (up to 8 times)."""
-    share = {}
-    for kind, auto in both_policies().items():
-        exploring = 0
-        for step in range(400):
-            budget = auto.choose()
-            exploring += bool(auto.exploring) and step >= 200
-            accepted = min(budget, 3)
-            auto.record(budget, budget, accepted, list(range(accepted)))
-            shadow = auto.shadow_budget()
-            if shadow > budget:
-                auto.record(shadow, shadow, min(shadow, 3), list(range(min(shadow, 3))))
-        assert auto.current == 4, kind
-        share[kind] = exploring / 200
-    block, every = 4, 8  # the defaults
-    assert share["nested"] >= 0.9 * block / (block + every)
-    assert share["per budget"] <= 1.1 * block / (block + 8 * every)

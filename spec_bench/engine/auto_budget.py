@@ -25,16 +25,9 @@ Measuring methods, not the policy (what the first version got wrong):
   and drafts in the next is credited to the budget that paid for it.
 - Exploration is not local: every ``explore_every`` steps one other candidate is tried for a
   block, however far it is from the current choice (the one tried longest ago), so a drafter
-  judged at a bad moment is judged again. Where exploring means verifying (drafters with a
-  window), each try that leaves the choice as it was doubles the gap to the next (up to 8
-  times), so a settled policy spends a few percent of its forwards exploring. Exploring by
-  shadow (nested drafters, below) costs drafting time only and keeps its pace, so the wider
-  budgets' estimates stay current as the answer changes: with the gap doubling, the suffix
-  tree verifying 1 or 2 nodes judged 8 to 32 by shadows from 20-40 steps before, while its
-  drafts grew longer. On 12 of ``make bench``'s prompts, interleaved in one process, keeping
-  the pace took the suffix tree from 30.8 to 32.0 tokens/s (MAT 1.35 to 1.38), PLD from 31.8 to
-  32.6 and Token Recycling from 27.0 to 27.9; REST 27.5 either way, Suffix+TR 29.7 to 29.1.
-  Only candidates whose estimate is at least ``explore_floor`` (half) of the best's
+  judged at a bad moment is judged again. Each try that leaves the choice as it was doubles
+  the gap to the next (up to 8 times), so a settled policy spends a few percent of its steps
+  exploring. Only candidates whose estimate is at least ``explore_floor`` (half) of the best's
   are tried: a budget that costs several AR steps a step is not tried where it cannot pay.
   An untried budget is valued by the prior's chain with its per-draft acceptance fitted to
   the widest budget observed in this request (before any observation, the prior itself: 1/2;
@@ -166,9 +159,6 @@ class AutoBudget:
         self.min_gain = min_gain
         # Shadow exploration costs drafting time only; verified exploration costs forwards.
         self.explore_floor = explore_floor if nested else explore_floor_verified
-        # Verified exploration costs forwards, so a settled policy spaces it out; exploring by
-        # shadow costs drafting time only and keeps every budget's estimate current.
-        self.settles = not nested
         self.reset()
 
     def reset(self) -> None:
@@ -240,7 +230,7 @@ class AutoBudget:
             self.held -= 1
             return self.current
         if self.exploring:  # the exploration block just ended
-            if self.best() == self.exploring or not self.settles:
+            if self.best() == self.exploring:
                 self.gap = self.explore_every  # it changed the choice: keep looking around
             else:
                 self.gap = min(2 * self.gap, MAX_GAP_FACTOR * self.explore_every)
