@@ -127,12 +127,13 @@ def machine_section(cfg, targets: dict) -> dict:
                 roofline.lower_bound(n, weight_bytes, parameters, bandwidth, flops) for n in curve.sizes
             ],
         }
-        if target.device.type == "cpu" and "compiled" not in target.kernels and name == "auto":
+        if name == "auto" and target.device.type == "cpu":  # eager: a compiled forward cannot be wrapped
             # Which part of t(1) sits above the bound: timed inside real forwards.
-            split = one_token_budget.measure(
+            split, linear_bytes = one_token_budget.measure(
                 target, list(SPLIT_SIZES), calls=SPLIT_CALLS, prefix=int(cfg.engine.cost_prefix_length)
             )
             section["dtypes"][name]["split"] = [{"tokens": n, **ms} for n, ms in split.items()]
+            section["dtypes"][name]["linear_weight_bytes"] = linear_bytes
     return section
 
 

@@ -85,9 +85,9 @@ def instrument(model: torch.nn.Module) -> tuple[Stopwatch, Stopwatch, int, Calla
     return linear, attention, weight_bytes, restore
 
 
-def measure(target, sizes: list[int], calls: int, prefix: int) -> dict[int, dict[str, float]]:
-    """Median milliseconds per forward of ``sizes`` tokens: the whole forward, its linear
-    layers, its attention and the rest; and the linear layers' weight bytes (``"bytes"``)."""
+def measure(target, sizes: list[int], calls: int, prefix: int) -> tuple[dict[int, dict[str, float]], int]:
+    """Median milliseconds per forward of each of ``sizes`` tokens: the whole forward, its
+    linear layers, its attention and the rest; and the linear layers' weight bytes."""
     linear, attention, linear_bytes, restore = instrument(target.model)
     parts: dict[int, dict[str, list[float]]] = {
         size: {"forward": [], "linear": [], "attention": []} for size in sizes
@@ -112,8 +112,8 @@ def measure(target, sizes: list[int], calls: int, prefix: int) -> dict[int, dict
     for size in sizes:
         ms = {part: 1e3 * statistics.median(values) for part, values in parts[size].items()}
         ms["rest"] = ms["forward"] - ms["linear"] - ms["attention"]
-        result[size] = {**ms, "bytes": linear_bytes}
-    return result
+        result[size] = ms
+    return result, linear_bytes
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -126,8 +126,8 @@ def main(argv: list[str] | None = None) -> None:
     model_bytes, _ = roofline.model_bytes_and_parameters(target.model)
     bound_ms = 1e3 * model_bytes / bandwidth
     sizes = [int(size) for size in args.sizes.split(",")]
-    for size, ms in measure(target, sizes, args.calls, args.prefix).items():
-        linear_bytes = ms.pop("bytes")
+    split, linear_bytes = measure(target, sizes, args.calls, args.prefix)
+    for size, ms in split.items():
         record = {
             "tokens": size,
             "dtype": str(target.dtype).removeprefix("torch."),

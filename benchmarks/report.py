@@ -91,7 +91,7 @@ def split_lines(d: dict) -> list[str]:
         over = f"{core / (1000 * bounds[n]):.1f}" if n in bounds else ""
         lines.append(
             f"| {n} | {part['forward']:.1f} | {part['linear']:.1f} | {part['attention']:.1f} | "
-            f"{part['rest']:.1f} | {part['bytes'] / part['linear'] / 1e6:.1f} | {over} |"
+            f"{part['rest']:.1f} | {d['linear_weight_bytes'] / part['linear'] / 1e6:.1f} | {over} |"
         )
     return lines
 

@@ -69,6 +69,7 @@ def test_a_forward_split_is_shown_beside_its_bound():
                 "sizes": [1, 16],
                 "seconds": [0.030, 0.040],
                 "lower_bound": [0.008, 0.010],
+                "linear_weight_bytes": 2.4e8,
                 "split": [
                     {
                         "tokens": 1,
@@ -76,7 +77,6 @@ def test_a_forward_split_is_shown_beside_its_bound():
                         "linear": 16.0,
                         "attention": 4.0,
                         "rest": 10.0,
-                        "bytes": 2.4e8,
                     },
                     {
                         "tokens": 16,
@@ -84,7 +84,6 @@ def test_a_forward_split_is_shown_beside_its_bound():
                         "linear": 20.0,
                         "attention": 6.0,
                         "rest": 14.0,
-                        "bytes": 2.4e8,
                     },
                 ],
             }
