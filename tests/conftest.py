@@ -40,6 +40,16 @@ def target():
     return load_target(model_cfg, CACHE_DIR)
 
 
+@pytest.fixture(scope="session")
+def bf16_target():
+    """The embedded model in bf16, on the kernels measured fastest here for it."""
+    from spec_bench.models import load_target
+
+    model_cfg = OmegaConf.load(REPO / "conf" / "model" / "smollm2_135m.yaml")
+    model_cfg.dtype = "bfloat16"
+    return load_target(model_cfg, CACHE_DIR)
+
+
 def compose_config(*overrides: str):
     """The run config exactly as `python run.py <overrides>` composes it."""
     from spec_bench.commands import compose_config as compose

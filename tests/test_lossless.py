@@ -114,19 +114,6 @@ def test_sampling_through_the_model_keeps_the_target_distribution(target):
     assert p_value > 1e-3, (p_value, table)
 
 
-@pytest.fixture(scope="module")
-def bf16_target():
-    from omegaconf import OmegaConf
-
-    from spec_bench.models import load_target
-
-    from .conftest import REPO
-
-    model_cfg = OmegaConf.load(REPO / "conf" / "model" / "smollm2_135m.yaml")
-    model_cfg.dtype = "bfloat16"
-    return load_target(model_cfg, CACHE_DIR)
-
-
 BF16_DRAFTERS = [name for name, (drafter, overrides, _) in VARIANTS.items() if not overrides]
 
 

@@ -81,6 +81,7 @@ def test_sibling_projections_packed_as_one_matrix_give_bit_identical_outputs(dty
         assert packed_linear.fused_layers(fused) == 3
         for layer in separate.children():  # packed one by one
             layer.packed_weight = torch.ops.mkldnn._reorder_linear_weight(layer.weight, 1)
+            layer.packed_kernel = packed_linear.ONEDNN
             layer.forward = types.MethodType(packed_linear._packed_forward, layer)
         for rows in (1, 3, 16):
             x = torch.randn(1, rows, 64, dtype=dtype)
@@ -89,7 +90,7 @@ def test_sibling_projections_packed_as_one_matrix_give_bit_identical_outputs(dty
             assert fused.q_proj.fused_siblings[0]._input is None
         packed_linear.use_plain_linear(fused)
         assert packed_linear.fused_layers(fused) == 0
-        patches = {"forward", "packed_weight", "fused_siblings"}
+        patches = {"forward", "packed_weight", "packed_kernel", "fused_siblings"}
         assert not any(vars(m).keys() & patches for m in fused.children())
 
 
@@ -132,6 +133,7 @@ def test_the_target_says_which_linear_kernel_it_runs(target):
         "packed-linear",
         "fused-projections",
         "small-rows-matmul",
+        "small-gemm",
         "no-cudnn-attention",
         "grouped-attention",
         "frozen",
@@ -166,8 +168,8 @@ def test_the_embedded_model_multiplies_each_layers_siblings_once(target, monkeyp
     if "fused-projections" not in target.kernels:
         pytest.skip(f"kernels here: {target.kernels}")
     products = []
-    real = packed_linear._packed_product
-    monkeypatch.setattr(packed_linear, "_packed_product", lambda *a: products.append(1) or real(*a))
+    real = packed_linear._product
+    monkeypatch.setattr(packed_linear, "_product", lambda *a: products.append(1) or real(*a))
     with torch.inference_mode():
         target.model(input_ids=torch.tensor([[1, 2, 3]]))
     layers = target.model.config.num_hidden_layers

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from spec_bench.errors import HarnessError
-from spec_bench.models import attention_kernel, grouped_attention, packed_linear, small_matmul
+from spec_bench.models import attention_kernel, grouped_attention, packed_linear, small_gemm, small_matmul
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,8 @@ class Target:
     source: str = ""  # where the weights came from (hub id, folder, or file hash)
     # "default", or the measured choices joined by "+": "packed-linear" (oneDNN's prepacked
     # weights, see packed_linear; with "fused-projections" where sibling projections are one
-    # packed matrix) or "small-rows-matmul" (see small_matmul), and
+    # packed matrix, "small-gemm" where our AVX-512 BF16 kernel multiplies them, see
+    # small_gemm) or "small-rows-matmul" (see small_matmul), and
     # "no-cudnn-attention" (see attention_kernel), "grouped-attention" (see grouped_attention)
     kernels: str = "default"
 
@@ -66,7 +67,7 @@ class Target:
         42 / 46 / 65 ms eager to 31 / 26 / 36 ms with freezing, and 50 / 46 / 62 ms without."""
         if "compiled" in self.kernels:
             return
-        dropped = ("default", "packed-linear", "fused-projections")
+        dropped = ("default", "packed-linear", "fused-projections", "small-gemm")
         kernels = [k for k in self.kernels.split("+") if k not in dropped]
         if "packed-linear" in self.kernels:
             packed_linear.use_plain_linear(self.model)
@@ -157,6 +158,10 @@ def load_target(model_cfg, cache_dir: str | os.PathLike) -> Target:
         chosen.append("packed-linear")
         if packed_linear.fused_layers(model):
             chosen.append("fused-projections")
+        gemm_cache = choice_cache.with_name(choice_cache.stem + "-small-gemm.json")
+        if small_gemm.wanted(model_cfg.get("small_gemm", "auto"), model, device, gemm_cache):
+            packed_linear.use_packed_linear(model, small_gemm.kernel())
+            chosen.append("small-gemm")
     elif small_matmul.wanted(model_cfg.get("small_rows_matmul", "auto"), model, choice_cache):
         small_matmul.use_small_rows_matmul(model)
         chosen.append("small-rows-matmul")

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import os
 import types
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -81,8 +83,30 @@ def _packed_product(x: torch.Tensor, packed_weight: torch.Tensor, bias: torch.Te
     return torch.ops.mkldnn._linear_pointwise(x, packed_weight, bias, "none", [], "")
 
 
+@dataclass(frozen=True)
+class Kernel:
+    """How a layer's weights are packed and multiplied: oneDNN's (``ONEDNN``), or another kernel
+    for the weights it ``fits`` (the others stay on oneDNN's)."""
+
+    name: str
+    pack: Callable[[torch.Tensor], torch.Tensor]
+    product: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+    fits: Callable[[torch.Tensor], bool] = lambda weight: True
+
+
+ONEDNN = Kernel("onednn", lambda weight: _pack(weight), lambda x, w, b: _packed_product(x, w, b))
+
+
+def _product(kernel: Kernel, x: torch.Tensor, packed_weight: torch.Tensor, bias) -> torch.Tensor:
+    return kernel.product(x, packed_weight, bias)
+
+
+def _kernel_for(kernel: Kernel, weight: torch.Tensor) -> Kernel:
+    return kernel if kernel.fits(weight) else ONEDNN
+
+
 def _packed_forward(self: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    return _packed_product(x, self.packed_weight, self.bias)
+    return _product(self.packed_kernel, x, self.packed_weight, self.bias)
 
 
 class FusedSiblings:
@@ -91,9 +115,12 @@ class FusedSiblings:
     takes its own and drops it. A sibling called with another input, or twice, computes again:
     slower, never wrong."""
 
-    def __init__(self, layers: list[torch.nn.Linear]) -> None:
+    def __init__(self, layers: list[torch.nn.Linear], kernel: Kernel = ONEDNN) -> None:
         self.sizes = [layer.out_features for layer in layers]
-        self.packed_weight = _pack(torch.cat([layer.weight.detach() for layer in layers]))
+        weight = torch.cat([layer.weight.detach() for layer in layers])
+        self.requested = kernel  # what use_packed_linear asked for; ``kernel`` runs it
+        self.kernel = _kernel_for(kernel, weight)
+        self.packed_weight = self.kernel.pack(weight)
         biases = [layer.bias for layer in layers]
         self.bias = None if biases[0] is None else torch.cat([bias.detach() for bias in biases])
         self._input: torch.Tensor | None = None
@@ -101,7 +128,7 @@ class FusedSiblings:
 
     def output(self, index: int, x: torch.Tensor) -> torch.Tensor:
         if x is not self._input or self._outputs[index] is None:
-            product = _packed_product(x, self.packed_weight, self.bias)
+            product = _product(self.kernel, x, self.packed_weight, self.bias)
             self._input, self._outputs = x, list(product.split(self.sizes, dim=-1))
         output, self._outputs[index] = self._outputs[index], None
         if all(left is None for left in self._outputs):
@@ -133,26 +160,41 @@ def _sibling_groups(model: torch.nn.Module) -> list[list[torch.nn.Linear]]:
     return groups
 
 
-def use_packed_linear(model: torch.nn.Module) -> int:
-    """Pack every plain ``nn.Linear`` of ``model`` (once), siblings as one matrix, and route
-    each forward through the packed weights; returns how many layers were routed."""
+def use_packed_linear(model: torch.nn.Module, kernel: Kernel = ONEDNN) -> int:
+    """Pack every plain ``nn.Linear`` of ``model`` for ``kernel`` (once; again only when the
+    kernel changes), siblings as one matrix, and route each forward through the packed
+    weights; returns how many layers were routed."""
     layers = _plain_linears(model)
     fused = set()
     for group in _sibling_groups(model):
         siblings = None
         for index, layer in enumerate(group):
-            if "fused_siblings" not in vars(layer):
-                siblings = siblings or FusedSiblings(group)
+            held = vars(layer).get("fused_siblings")
+            if held is None or held[0].requested is not kernel:
+                siblings = siblings or FusedSiblings(group, kernel)
                 layer.fused_siblings = (siblings, index)
             layer.forward = types.MethodType(_fused_forward, layer)
             fused.add(layer)
     for layer in layers:
         if layer in fused:
             continue
-        if getattr(layer, "packed_weight", None) is None:
-            layer.packed_weight = _pack(layer.weight)
+        runs_on = _kernel_for(kernel, layer.weight)
+        if "packed_weight" not in vars(layer) or vars(layer).get("packed_kernel") is not runs_on:
+            layer.packed_weight = runs_on.pack(layer.weight)
+            layer.packed_kernel = runs_on
         layer.forward = types.MethodType(_packed_forward, layer)
     return len(layers)
+
+
+def packed_kernels(model: torch.nn.Module) -> set[str]:
+    """The names of the kernels ``model``'s packed layers run on."""
+    names = set()
+    for layer in _plain_linears(model):
+        if "fused_siblings" in vars(layer):
+            names.add(layer.fused_siblings[0].kernel.name)
+        elif "packed_kernel" in vars(layer):
+            names.add(layer.packed_kernel.name)
+    return names
 
 
 def fused_layers(model: torch.nn.Module) -> int:
@@ -166,6 +208,7 @@ def use_plain_linear(model: torch.nn.Module, keep_packed: bool = False) -> None:
         vars(layer).pop("forward", None)
         if not keep_packed:
             vars(layer).pop("packed_weight", None)
+            vars(layer).pop("packed_kernel", None)
             vars(layer).pop("fused_siblings", None)
 
 
@@ -216,4 +259,5 @@ def time_forwards(model: torch.nn.Module, device: torch.device) -> tuple[float, 
     return times["plain"], times["packed"]
 
 
-_PATCHES = ("forward", "packed_weight", "fused_siblings")  # what packing sets on a layer's instance
+# What packing sets on a layer's instance.
+_PATCHES = ("forward", "packed_weight", "packed_kernel", "fused_siblings")
