@@ -48,47 +48,68 @@ torch::Tensor pack(torch::Tensor weight) {
   return weight.view({n / 16, 16, k / 2, 2}).permute({0, 2, 1, 3}).contiguous();
 }
 
-// ROWS rows of x times one block of 16 columns; CHAINS independent sums per row hide the
-// latency of vdpbf16ps when there are too few rows to do it.
-template <int ROWS, int CHAINS>
+// ROWS rows of x times BLOCKS consecutive blocks of 16 columns: each broadcast input pair
+// meets BLOCKS weight vectors and each weight vector ROWS pairs, so loads stay well below
+// the multiplications. CHAINS independent sums per block hide the latency of vdpbf16ps
+// when there are too few rows to do it.
+template <int ROWS, int BLOCKS, int CHAINS>
 static inline void block_product(const uint32_t* x, int64_t pairs, const uint16_t* w, uint16_t* y,
                                  int64_t n) {
-  __m512 sums[ROWS][CHAINS];
+  const int64_t stride = pairs * 32;  // bf16 values per block
+  __m512 sums[ROWS][BLOCKS][CHAINS];
   for (int r = 0; r < ROWS; ++r)
-    for (int c = 0; c < CHAINS; ++c) sums[r][c] = _mm512_setzero_ps();
+    for (int j = 0; j < BLOCKS; ++j)
+      for (int c = 0; c < CHAINS; ++c) sums[r][j][c] = _mm512_setzero_ps();
   int64_t p = 0;
   for (; p + CHAINS <= pairs; p += CHAINS) {
     for (int c = 0; c < CHAINS; ++c) {
-      _mm_prefetch(reinterpret_cast<const char*>(w + (p + c + 8) * 32), _MM_HINT_T0);
-      const __m512bh columns = (__m512bh)_mm512_loadu_si512(w + (p + c) * 32);
-      for (int r = 0; r < ROWS; ++r)
-        sums[r][c] = _mm512_dpbf16_ps(sums[r][c], (__m512bh)_mm512_set1_epi32(x[r * pairs + p + c]), columns);
+      __m512bh columns[BLOCKS];
+      for (int j = 0; j < BLOCKS; ++j) {
+        _mm_prefetch(reinterpret_cast<const char*>(w + j * stride + (p + c + 8) * 32), _MM_HINT_T0);
+        columns[j] = (__m512bh)_mm512_loadu_si512(w + j * stride + (p + c) * 32);
+      }
+      for (int r = 0; r < ROWS; ++r) {
+        const __m512bh pair = (__m512bh)_mm512_set1_epi32(x[r * pairs + p + c]);
+        for (int j = 0; j < BLOCKS; ++j) sums[r][j][c] = _mm512_dpbf16_ps(sums[r][j][c], pair, columns[j]);
+      }
     }
   }
   for (; p < pairs; ++p) {
-    const __m512bh columns = (__m512bh)_mm512_loadu_si512(w + p * 32);
-    for (int r = 0; r < ROWS; ++r)
-      sums[r][0] = _mm512_dpbf16_ps(sums[r][0], (__m512bh)_mm512_set1_epi32(x[r * pairs + p]), columns);
+    for (int j = 0; j < BLOCKS; ++j) {
+      const __m512bh columns = (__m512bh)_mm512_loadu_si512(w + j * stride + p * 32);
+      for (int r = 0; r < ROWS; ++r) {
+        const __m512bh pair = (__m512bh)_mm512_set1_epi32(x[r * pairs + p]);
+        sums[r][j][0] = _mm512_dpbf16_ps(sums[r][j][0], pair, columns);
+      }
+    }
   }
-  for (int r = 0; r < ROWS; ++r) {
-    __m512 total = sums[r][0];
-    for (int c = 1; c < CHAINS; ++c) total = _mm512_add_ps(total, sums[r][c]);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + r * n), (__m256i)_mm512_cvtneps_pbh(total));
-  }
+  for (int r = 0; r < ROWS; ++r)
+    for (int j = 0; j < BLOCKS; ++j) {
+      __m512 total = sums[r][j][0];
+      for (int c = 1; c < CHAINS; ++c) total = _mm512_add_ps(total, sums[r][j][c]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + r * n + j * 16), (__m256i)_mm512_cvtneps_pbh(total));
+    }
 }
 
-template <int ROWS, int CHAINS>
-static void rows_product(const uint32_t* x, int64_t k, const uint16_t* w, uint16_t* y, int64_t n) {
-  const int64_t pairs = k / 2;
-  at::parallel_for(0, n / 16, 8, [&](int64_t first, int64_t last) {
-    for (int64_t b = first; b < last; ++b)
-      block_product<ROWS, CHAINS>(x, pairs, w + b * k * 16, y + b * 16, n);
-  });
+// All rows times BLOCKS blocks starting at block b; up to 8 rows a pass, the later passes
+// finding the blocks in cache, so each weight leaves memory once.
+template <int BLOCKS>
+static void blocks_product(const uint32_t* xs, int64_t rows, int64_t pairs, const uint16_t* w,
+                           uint16_t* y, int64_t n) {
+  for (int64_t done = 0; done < rows;) {
+    const auto left = rows - done;
+    const auto* xr = xs + done * pairs;
+    auto* yr = y + done * n;
+    if (left >= 8) { block_product<8, BLOCKS, 1>(xr, pairs, w, yr, n); done += 8; }
+    else if (left >= 4) { block_product<4, BLOCKS, 1>(xr, pairs, w, yr, n); done += 4; }
+    else if (left >= 2) { block_product<2, BLOCKS, 1>(xr, pairs, w, yr, n); done += 2; }
+    else { block_product<1, BLOCKS, 4>(xr, pairs, w, yr, n); done += 1; }
+  }
 }
 
 torch::Tensor linear(torch::Tensor x, torch::Tensor packed) {
   TORCH_CHECK(x.scalar_type() == torch::kBFloat16 && packed.dim() == 4, "bf16 input, packed weight");
-  const auto k = x.size(-1), n = packed.size(0) * 16;
+  const auto k = x.size(-1), n = packed.size(0) * 16, pairs = k / 2;
   TORCH_CHECK(packed.size(1) * 2 == k, "input width does not match the weight");
   const auto rows = x.numel() / k;
   const auto flat = x.reshape({rows, k}).contiguous();
@@ -98,16 +119,27 @@ torch::Tensor linear(torch::Tensor x, torch::Tensor packed) {
   const auto* xs = reinterpret_cast<const uint32_t*>(flat.data_ptr());
   const auto* ws = reinterpret_cast<const uint16_t*>(packed.data_ptr());
   auto* ys = reinterpret_cast<uint16_t*>(y.data_ptr());
-  // Up to 8 rows share each pass over the weights (16 would spill the 32 vector registers).
-  for (int64_t done = 0; done < rows;) {
-    const auto left = rows - done;
-    const auto* xr = xs + done * (k / 2);
-    auto* yr = ys + done * n;
-    if (left >= 8) { rows_product<8, 1>(xr, k, ws, yr, n); done += 8; }
-    else if (left >= 4) { rows_product<4, 1>(xr, k, ws, yr, n); done += 4; }
-    else if (left >= 2) { rows_product<2, 2>(xr, k, ws, yr, n); done += 2; }
-    else { rows_product<1, 4>(xr, k, ws, yr, n); done += 1; }
+  const int64_t blocks = n / 16;
+  if (rows == 1) {  // one row streams the weights: one block at a time
+    at::parallel_for(0, blocks, 8, [&](int64_t first, int64_t last) {
+      for (int64_t b = first; b < last; ++b)
+        block_product<1, 1, 4>(xs, pairs, ws + b * k * 16, ys + b * 16, n);
+    });
+    return y.view(shape);
   }
+  constexpr int GROUP = 3;  // blocks a pass: 8 rows x 3 blocks = 24 of the 32 vector registers
+  const int64_t groups = (blocks + GROUP - 1) / GROUP;
+  at::parallel_for(0, groups, 4, [&](int64_t first, int64_t last) {
+    for (int64_t g = first; g < last; ++g) {
+      const int64_t b = g * GROUP;
+      if (b + GROUP <= blocks) {
+        blocks_product<GROUP>(xs, rows, pairs, ws + b * k * 16, ys + b * 16, n);
+      } else {
+        for (int64_t j = b; j < blocks; ++j)
+          blocks_product<1>(xs, rows, pairs, ws + j * k * 16, ys + j * 16, n);
+      }
+    }
+  });
   return y.view(shape);
 }
 """
