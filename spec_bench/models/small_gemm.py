@@ -6,16 +6,18 @@ spent 17-18 ms in its linear layers (15 GB/s) against 8 ms to read them (32 GB/s
 of 1 to 16 rows needs little arithmetic per weight, so what decides its speed is streaming
 each weight once at the memory's rate. This kernel stores a layer's weights as blocks of 16
 output columns by 2 inputs (one 64-byte vector: the operand of ``vdpbf16ps``), so each block
-is read once, in order, and multiplied into up to 8 rows at a time with fp32 accumulation;
-the input pairs are broadcast from memory, and no horizontal sums are needed.
+is read from memory once per forward and multiplied into up to 8 rows and 3 blocks at a time
+with fp32 sums; the input pairs are broadcast, and no horizontal sums are needed.
 
-On the 2-core EPYC, one bf16 forward of the embedded model after 300 cached tokens took 1 /
-4 / 16 tokens = 20.8 / 22.9 / 36.1 ms with it against 30.2 / 29.7 / 41.8 ms on oneDNN's
-packed weights (linear layers 9.9 against 18.3 ms at one token). Each output column is still
-one fp32 dot product of the same bf16 values, rounded once to bf16, in another order than
-oneDNN's: outputs differ from oneDNN's in the last bit here and there, which the greedy
-checks classify as near-ties, never defects. Like the other kernel choices it is measured
-(``small_gemm: auto``, against oneDNN's packed weights, whole forwards) and cached.
+On the 2-core EPYC, in one process with rounds interleaved, a bf16 forward of the embedded
+model after 300 cached tokens took 19.2 / 30.5 ms for 1 / 16 tokens with it against 26.0 /
+35.8 ms on oneDNN's packed weights (linear layers 9.1 / 15.6 against 15.1 / 19.9 ms: 29 GB/s
+at one token, where a plain read ran at 35). With 16 rows it is bound by the multiplications
+rather than by memory. Each output column is still one fp32 dot product of the same bf16
+values, rounded once to bf16, summed in another order than oneDNN's: outputs differ from
+oneDNN's in the last bit here and there, which the greedy checks classify as near-ties, never
+defects. Like the other kernel choices it is measured (``small_gemm: auto``, against
+oneDNN's packed weights, whole forwards) and cached.
 
 The C++ source is compiled once per machine by ``torch.utils.cpp_extension`` (g++ and ninja;
 about half a minute) into torch's extension cache; where that fails, or the CPU lacks
