@@ -154,13 +154,14 @@ def load_target(model_cfg, cache_dir: str | os.PathLike) -> Target:
     choice_cache = Path(cache_dir) / "kernels" / f"{setup_key(model_cfg.name, source, device, dtype)}.json"
     packed_cache = choice_cache.with_name(choice_cache.stem + "-packed-fused.json")
     if packed_linear.wanted(model_cfg.get("packed_linear", "auto"), model, device, packed_cache):
-        packed_linear.use_packed_linear(model)
+        # Which kernel multiplies the packed weights is chosen first, so they are packed once.
+        gemm_cache = choice_cache.with_name(choice_cache.stem + "-small-gemm.json")
+        ours = small_gemm.wanted(model_cfg.get("small_gemm", "auto"), model, device, gemm_cache)
+        packed_linear.use_packed_linear(model, small_gemm.kernel() if ours else packed_linear.ONEDNN)
         chosen.append("packed-linear")
         if packed_linear.fused_layers(model):
             chosen.append("fused-projections")
-        gemm_cache = choice_cache.with_name(choice_cache.stem + "-small-gemm.json")
-        if small_gemm.wanted(model_cfg.get("small_gemm", "auto"), model, device, gemm_cache):
-            packed_linear.use_packed_linear(model, small_gemm.kernel())
+        if ours:
             chosen.append("small-gemm")
     elif small_matmul.wanted(model_cfg.get("small_rows_matmul", "auto"), model, choice_cache):
         small_matmul.use_small_rows_matmul(model)

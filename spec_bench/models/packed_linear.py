@@ -94,7 +94,7 @@ class Kernel:
     fits: Callable[[torch.Tensor], bool] = lambda weight: True
 
 
-ONEDNN = Kernel("onednn", lambda weight: _pack(weight), lambda x, w, b: _packed_product(x, w, b))
+ONEDNN = Kernel("onednn", _pack, _packed_product)
 
 
 def _product(kernel: Kernel, x: torch.Tensor, packed_weight: torch.Tensor, bias) -> torch.Tensor:

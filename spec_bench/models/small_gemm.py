@@ -26,6 +26,7 @@ AVX-512 BF16, the choice is simply not offered.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import shutil
@@ -147,8 +148,6 @@ torch::Tensor linear(torch::Tensor x, torch::Tensor packed) {
 """
 
 _FLAGS = ["-O3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512bf16", "-fopenmp"]
-_module = None
-_failed = False
 
 
 def _cpu_has_avx512_bf16() -> bool:
@@ -156,19 +155,16 @@ def _cpu_has_avx512_bf16() -> bool:
     return bool(check and check())
 
 
+@functools.cache
 def _load():
     """The compiled extension, built on first use (None where it cannot be)."""
-    global _module, _failed
-    if _module is not None or _failed:
-        return _module
     if shutil.which("c++") is None and shutil.which("g++") is None:
-        _failed = True
         return None
     try:
         from torch.utils.cpp_extension import load_inline
 
         digest = hashlib.sha256((_SOURCE + " ".join(_FLAGS)).encode()).hexdigest()[:10]
-        _module = load_inline(
+        return load_inline(
             f"spec_bench_small_gemm_{digest}",
             cpp_sources=_SOURCE,
             functions=["pack", "linear"],
@@ -177,8 +173,7 @@ def _load():
         )
     except Exception as error:  # a missing compiler or ninja: the choice is not offered
         log.warning("small_gemm: not built (%s)", str(error).splitlines()[0] if str(error) else error)
-        _failed = True
-    return _module
+        return None
 
 
 def available(device: torch.device, dtype: torch.dtype) -> bool:
@@ -210,24 +205,20 @@ def product(x: torch.Tensor, packed_weight: torch.Tensor, bias: torch.Tensor | N
 MARGIN = 0.95  # chosen only when its forwards take under 95% of oneDNN's: a clear win
 
 
-_KERNEL = None
-
-
+@functools.cache
 def kernel():
     """This kernel as a ``packed_linear.Kernel`` (one instance: packing compares by identity)."""
-    global _KERNEL
-    if _KERNEL is None:
-        from spec_bench.models.packed_linear import Kernel
+    from spec_bench.models.packed_linear import Kernel
 
-        _KERNEL = Kernel("small-gemm", pack, product, fits)
-    return _KERNEL
+    return Kernel("small-gemm", pack, product, fits)
 
 
 def wanted(setting, model: torch.nn.Module, device: torch.device, cache=None) -> bool:
     """Whether ``model``'s packed linear layers should run on this kernel rather than oneDNN's:
     ``auto`` times whole forwards (1, 4 and 16 tokens) with each, interleaved, and keeps this
     one where it is clearly faster (read from ``cache`` when it holds a choice, else written
-    there); true uses it wherever it is available, false never. Call it with the model packed."""
+    there); true uses it wherever it is available, false never. Measuring leaves the model on
+    oneDNN's packed weights."""
     from spec_bench.models import kernel_choice, packed_linear
 
     if setting is not None and setting != "auto":
