@@ -195,8 +195,13 @@ def main(argv: list[str] | None = None) -> int:
         targets["fp32"] = load_target(OmegaConf.merge(cfg.model, {"dtype": "float32"}), cfg.cache_dir)
     # The model as a user of transformers loads it: our linear-layer and attention kernels off.
     # (The GPU's cuDNN choice is process-wide, so generate shares it; it changes no CPU run.)
-    plain = {"packed_linear": False, "small_rows_matmul": False, "grouped_query_attention": False}
-    ours = {"packed-linear", "small-rows-matmul", "grouped-attention"}
+    plain = {
+        "packed_linear": False,
+        "small_rows_matmul": False,
+        "grouped_query_attention": False,
+        "small_attention": False,
+    }
+    ours = {"packed-linear", "small-rows-matmul", "grouped-attention", "small-attention"}
     if not ours & set(targets["auto"].kernels.split("+")):
         targets["plain"] = targets["auto"]
     else:

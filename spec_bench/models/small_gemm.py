@@ -19,21 +19,17 @@ oneDNN's in the last bit here and there, which the greedy checks classify as nea
 defects. Like the other kernel choices it is measured (``small_gemm: auto``, against
 oneDNN's packed weights, whole forwards) and cached.
 
-The C++ source is compiled once per machine by ``torch.utils.cpp_extension`` (g++ and ninja;
-about half a minute) into torch's extension cache; where that fails, or the CPU lacks
-AVX-512 BF16, the choice is simply not offered.
+The C++ source is compiled once per machine (see ``native``); where that fails, or the CPU
+lacks AVX-512 BF16, the choice is simply not offered.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import logging
-import shutil
 
 import torch
 
-log = logging.getLogger(__name__)
+from spec_bench.models import native
 
 BLOCK = 16  # output columns per 64-byte block: 16 fp32 accumulators in one vector
 
@@ -147,40 +143,13 @@ torch::Tensor linear(torch::Tensor x, torch::Tensor packed) {
 }
 """
 
-_FLAGS = ["-O3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512bf16", "-fopenmp"]
-
-
-def _cpu_has_avx512_bf16() -> bool:
-    check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-    return bool(check and check())
-
-
-@functools.cache
 def _load():
-    """The compiled extension, built on first use (None where it cannot be)."""
-    if shutil.which("c++") is None and shutil.which("g++") is None:
-        return None
-    try:
-        from torch.utils.cpp_extension import load_inline
-
-        digest = hashlib.sha256((_SOURCE + " ".join(_FLAGS)).encode()).hexdigest()[:10]
-        return load_inline(
-            f"spec_bench_small_gemm_{digest}",
-            cpp_sources=_SOURCE,
-            functions=["pack", "linear"],
-            extra_cflags=_FLAGS,
-            extra_ldflags=["-fopenmp"],
-        )
-    except Exception as error:  # a missing compiler or ninja: the choice is not offered
-        log.warning("small_gemm: not built (%s)", str(error).splitlines()[0] if str(error) else error)
-        return None
+    return native.build("small_gemm", _SOURCE, ("pack", "linear"))
 
 
 def available(device: torch.device, dtype: torch.dtype) -> bool:
     """A CPU with AVX-512 BF16, a bf16 model, and the extension built."""
-    if device.type != "cpu" or dtype != torch.bfloat16 or not _cpu_has_avx512_bf16():
-        return False
-    return _load() is not None
+    return native.offered(device, dtype) and _load() is not None
 
 
 def fits(weight: torch.Tensor) -> bool:
