@@ -37,6 +37,7 @@ _SOURCE = r"""
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <immintrin.h>
+#include <algorithm>
 
 // [N, K] -> [N/16][K/2][16][2]: block b, input pair p holds columns 16b..16b+15 of inputs
 // 2p and 2p+1, the layout vdpbf16ps multiplies against a broadcast pair of one row.
@@ -53,7 +54,8 @@ torch::Tensor pack(torch::Tensor weight) {
 // when there are too few rows to do it.
 template <int ROWS, int BLOCKS, int CHAINS>
 static inline void block_product(const uint32_t* x, int64_t pairs, const uint16_t* w, uint16_t* y,
-                                 int64_t n) {
+                                 int64_t n, const char* ahead = nullptr, int64_t ahead_lines = 0) {
+  const int64_t per_step = (ahead_lines + pairs - 1) / pairs;
   const int64_t stride = pairs * 32;  // bf16 values per block
   __m512 sums[ROWS][BLOCKS][CHAINS];
   for (int r = 0; r < ROWS; ++r)
@@ -61,6 +63,8 @@ static inline void block_product(const uint32_t* x, int64_t pairs, const uint16_
       for (int c = 0; c < CHAINS; ++c) sums[r][j][c] = _mm512_setzero_ps();
   int64_t p = 0;
   for (; p + CHAINS <= pairs; p += CHAINS) {
+    for (int64_t t = 0; t < per_step; ++t)  // spread over the pass: the next weights into L2
+      if (p * per_step + t < ahead_lines) _mm_prefetch(ahead + (p * per_step + t) * 64, _MM_HINT_T1);
     for (int c = 0; c < CHAINS; ++c) {
       __m512bh columns[BLOCKS];
       for (int j = 0; j < BLOCKS; ++j) {
@@ -91,17 +95,25 @@ static inline void block_product(const uint32_t* x, int64_t pairs, const uint16_
 }
 
 // All rows times BLOCKS blocks starting at block b; up to 8 rows a pass, the later passes
-// finding the blocks in cache, so each weight leaves memory once.
+// finding the blocks in cache, so each weight leaves memory once. With several passes the
+// first would wait on memory and the others on the multiplications; so every pass also
+// fetches its share of the next blocks (``next``) into L2, and memory streams throughout.
 template <int BLOCKS>
 static void blocks_product(const uint32_t* xs, int64_t rows, int64_t pairs, const uint16_t* w,
-                           uint16_t* y, int64_t n) {
-  for (int64_t done = 0; done < rows;) {
+                           uint16_t* y, int64_t n, const uint16_t* next = nullptr, int64_t next_blocks = 0) {
+  const int64_t passes = rows / 8 + (rows % 8) / 4 + (rows % 4) / 2 + rows % 2;
+  const int64_t lines = next ? next_blocks * pairs : 0;  // 64-byte lines of the next blocks
+  const char* ahead = reinterpret_cast<const char*>(next);
+  int64_t pass = 0;
+  for (int64_t done = 0; done < rows; ++pass) {
     const auto left = rows - done;
     const auto* xr = xs + done * pairs;
     auto* yr = y + done * n;
-    if (left >= 8) { block_product<8, BLOCKS, 1>(xr, pairs, w, yr, n); done += 8; }
-    else if (left >= 4) { block_product<4, BLOCKS, 1>(xr, pairs, w, yr, n); done += 4; }
-    else if (left >= 2) { block_product<2, BLOCKS, 1>(xr, pairs, w, yr, n); done += 2; }
+    const int64_t first = lines * pass / passes, count = lines * (pass + 1) / passes - first;
+    const char* a = ahead ? ahead + first * 64 : nullptr;
+    if (left >= 8) { block_product<8, BLOCKS, 1>(xr, pairs, w, yr, n, a, count); done += 8; }
+    else if (left >= 4) { block_product<4, BLOCKS, 1>(xr, pairs, w, yr, n, a, count); done += 4; }
+    else if (left >= 2) { block_product<2, BLOCKS, 1>(xr, pairs, w, yr, n, a, count); done += 2; }
     else { block_product<1, BLOCKS, 4>(xr, pairs, w, yr, n); done += 1; }
   }
 }
@@ -132,7 +144,9 @@ torch::Tensor linear(torch::Tensor x, torch::Tensor packed) {
     for (int64_t g = first; g < last; ++g) {
       const int64_t b = g * GROUP;
       if (b + GROUP <= blocks) {
-        blocks_product<GROUP>(xs, rows, pairs, ws + b * k * 16, ys + b * 16, n);
+        const int64_t following = std::min<int64_t>(GROUP, blocks - b - GROUP);
+        blocks_product<GROUP>(xs, rows, pairs, ws + b * k * 16, ys + b * 16, n,
+                              following > 0 ? ws + (b + GROUP) * k * 16 : nullptr, following);
       } else {
         for (int64_t j = b; j < blocks; ++j)
           blocks_product<1>(xs, rows, pairs, ws + j * k * 16, ys + j * 16, n);
