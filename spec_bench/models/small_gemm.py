@@ -63,9 +63,11 @@ static inline void block_product(const uint32_t* x, int64_t pairs, const uint16_
       for (int c = 0; c < CHAINS; ++c) sums[r][j][c] = _mm512_setzero_ps();
   int64_t p = 0;
   for (; p + CHAINS <= pairs; p += CHAINS) {
-    for (int64_t t = 0; t < per_step; ++t)  // spread over the pass: the next weights into L2
-      if (p * per_step + t < ahead_lines) _mm_prefetch(ahead + (p * per_step + t) * 64, _MM_HINT_T1);
     for (int c = 0; c < CHAINS; ++c) {
+      for (int64_t t = 0; t < per_step; ++t) {  // spread over the pass: the next weights into L2
+        const int64_t line = (p + c) * per_step + t;
+        if (line < ahead_lines) _mm_prefetch(ahead + line * 64, _MM_HINT_T1);
+      }
       __m512bh columns[BLOCKS];
       for (int j = 0; j < BLOCKS; ++j) {
         _mm_prefetch(reinterpret_cast<const char*>(w + j * stride + (p + c + 8) * 32), _MM_HINT_T0);
@@ -114,7 +116,7 @@ static void blocks_product(const uint32_t* xs, int64_t rows, int64_t pairs, cons
     if (left >= 8) { block_product<8, BLOCKS, 1>(xr, pairs, w, yr, n, a, count); done += 8; }
     else if (left >= 4) { block_product<4, BLOCKS, 1>(xr, pairs, w, yr, n, a, count); done += 4; }
     else if (left >= 2) { block_product<2, BLOCKS, 1>(xr, pairs, w, yr, n, a, count); done += 2; }
-    else { block_product<1, BLOCKS, 4>(xr, pairs, w, yr, n); done += 1; }
+    else { block_product<1, BLOCKS, 4>(xr, pairs, w, yr, n, a, count); done += 1; }
   }
 }
 
