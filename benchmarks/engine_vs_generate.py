@@ -200,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         "small_rows_matmul": False,
         "grouped_query_attention": False,
         "small_attention": False,
+        "fused_ops": False,
     }
-    ours = {"packed-linear", "small-rows-matmul", "grouped-attention", "small-attention"}
+    ours = {"packed-linear", "small-rows-matmul", "grouped-attention", "small-attention", "fused-ops"}
     if not ours & set(targets["auto"].kernels.split("+")):
         targets["plain"] = targets["auto"]
     else:

@@ -22,6 +22,7 @@ import torch
 from spec_bench.errors import HarnessError
 from spec_bench.models import (
     attention_kernel,
+    fused_ops,
     grouped_attention,
     packed_linear,
     small_attention,
@@ -53,7 +54,8 @@ class Target:
     # packed matrix, "small-gemm" where our AVX-512 BF16 kernel multiplies them, see
     # small_gemm) or "small-rows-matmul" (see small_matmul), and
     # "no-cudnn-attention" (see attention_kernel), "grouped-attention" (see grouped_attention),
-    # "small-attention" (our AVX-512 BF16 attention for a step's few queries, see small_attention)
+    # "small-attention" (our AVX-512 BF16 attention for a step's few queries, see small_attention),
+    # "fused-ops" (Llama norms and MLP activations as one call each, see fused_ops)
     kernels: str = "default"
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
@@ -75,12 +77,15 @@ class Target:
         42 / 46 / 65 ms eager to 31 / 26 / 36 ms with freezing, and 50 / 46 / 62 ms without."""
         if "compiled" in self.kernels:
             return
-        dropped = ("default", "packed-linear", "fused-projections", "small-gemm", "small-attention")
-        kernels = [k for k in self.kernels.split("+") if k not in dropped]
+        dropped = ("packed-linear", "fused-projections", "small-gemm", "small-attention", "fused-ops")
+        kernels = [k for k in self.kernels.split("+") if k not in ("default", *dropped)]
         if "packed-linear" in self.kernels:
             packed_linear.use_plain_linear(self.model)
-        if "small-attention" in self.kernels:  # an extension call dynamo cannot trace
+        # Our C++ calls are opaque to dynamo: compiled, the model runs transformers' own code.
+        if "small-attention" in self.kernels:
             small_attention.use(self.model, False)
+        if "fused-ops" in self.kernels:
+            fused_ops.use(self.model, False)
         if self.device.type == "cpu":
             import torch._inductor.config as inductor_config
 
@@ -188,6 +193,9 @@ def load_target(model_cfg, cache_dir: str | os.PathLike) -> Target:
     few_queries_cache = choice_cache.with_name(choice_cache.stem + "-small-attention.json")
     if small_attention.choose(model_cfg.get("small_attention", "auto"), model, device, few_queries_cache):
         chosen.append("small-attention")
+    elementwise_cache = choice_cache.with_name(choice_cache.stem + "-fused-ops.json")
+    if fused_ops.choose(model_cfg.get("fused_ops", "auto"), model, device, elementwise_cache):
+        chosen.append("fused-ops")
     kernels = "+".join(chosen) or "default"
     return Target(
         name=model_cfg.name,

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 FLAGS = ["-O3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512bf16", "-fopenmp"]
 
 
+@functools.cache
 def cpu_has_avx512_bf16() -> bool:
     check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
     return bool(check and check())

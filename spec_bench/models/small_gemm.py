@@ -159,6 +159,7 @@ torch::Tensor linear(torch::Tensor x, torch::Tensor packed) {
 }
 """
 
+
 def _load():
     return native.build("small_gemm", _SOURCE, ("pack", "linear"))
 

@@ -1,0 +1,281 @@
+"""The norms and the MLP activation of a Llama layer, and the greedy argmax, as one C++ call
+each, for bf16 on CPUs with AVX-512 BF16.
+
+At the few tokens of a decoding step these layers cost the dispatch of their small operations,
+not arithmetic: transformers' RMSNorm is nine tensor operations (to fp32, square, mean, add,
+rsqrt, multiply, back to bf16, times the weight), and the MLP's activation two (SiLU,
+multiply); the embedded model runs 61 norms and 30 activations a forward. On the 2-core EPYC,
+in one process with rounds interleaved, its forwards of 1 / 16 tokens after 300 cached took
+17.3 / 24.9 ms with these calls against 18.2 / 28.5 ms without. Each becomes one call that
+computes what transformers computes, in its precision: the norm's mean of squares in fp32, ``x
+* rsqrt(mean + eps)`` rounded to bf16, then times the weight, rounded again; SiLU in fp32
+rounded to bf16, times the up projection, rounded again. Only the order of the fp32 sums and
+the exponential's last bits (a Cephes polynomial) differ from PyTorch's kernels, so outputs can
+differ in the last bit, which the greedy checks classify as near-ties.
+
+The greedy argmax (``argmax``, used by ``verify.greedy_tokens`` wherever it is built: its
+tokens are PyTorch's, the first of equal maxima) reads the bf16 logits in place, where PyTorch
+widened a 16 x 49152 block to fp32 first (57 against 419 us on the 2-core EPYC).
+
+Only transformers' Llama classes are rewired (``LlamaRMSNorm``, ``LlamaMLP`` with SiLU): other
+architectures' norms differ (Gemma's scales by 1 + weight). ``fused_ops: auto`` times
+whole forwards with and without, interleaved, and keeps it where clearly faster, cached like
+the other kernel choices. Built once per machine (see ``native``).
+"""
+
+from __future__ import annotations
+
+import os
+import types
+
+import torch
+
+from spec_bench.models import kernel_choice, native
+
+MEASURE_SIZES = (1, 4, 16)  # tokens per timed forward: an AR step and typical verifications
+CALLS = 8  # timed rounds per setting, after one warm-up each
+MARGIN = 0.95  # chosen only when its forwards take under 95% of the others'
+MARK = "_fused_ops"  # set on a module whose forward is ours
+
+_SOURCE = r"""
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <immintrin.h>
+#include <cmath>
+
+static inline __mmask16 lanes_from(int64_t left) {
+  return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+}
+
+// Up to 16 bf16 values widened to fp32 (bf16 is the top half of an fp32).
+static inline __m512 widen(const uint16_t* p, __mmask16 lanes) {
+  const __m256i half = _mm256_maskz_loadu_epi16(lanes, p);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
+}
+
+// Rounded to bf16 (to nearest even) and widened back: a bf16 tensor's value in fp32.
+static inline __m512 round_bf16(__m512 x) {
+  const __m256i half = (__m256i)_mm512_cvtneps_pbh(x);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
+}
+
+static inline void store_bf16(uint16_t* p, __m512 x, __mmask16 lanes) {
+  _mm256_mask_storeu_epi16(p, lanes, (__m256i)_mm512_cvtneps_pbh(x));
+}
+
+// exp(x) in fp32: Cephes' expf polynomial after reducing by ln 2, scaled by 2^n.
+static inline __m512 exp_ps(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.7f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
+  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
+  y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), r);
+  return _mm512_scalef_ps(_mm512_add_ps(y, _mm512_set1_ps(1.0f)), n);
+}
+
+// Rows of a step are few: threads only pay for themselves on long inputs.
+static constexpr int64_t SERIAL_VALUES = 1 << 14;
+
+// transformers' LlamaRMSNorm: fp32 mean of squares, x * rsqrt(mean + eps) rounded to bf16,
+// times the weight rounded to bf16.
+torch::Tensor rms_norm(torch::Tensor x, torch::Tensor weight, double eps) {
+  TORCH_CHECK(x.scalar_type() == torch::kBFloat16 && weight.scalar_type() == torch::kBFloat16, "bf16");
+  const int64_t d = x.size(-1);
+  TORCH_CHECK(weight.numel() == d && weight.is_contiguous(), "one weight per feature");
+  const auto flat = x.contiguous();
+  auto out = torch::empty_like(flat);
+  const int64_t rows = flat.numel() / d;
+  const auto* xs = reinterpret_cast<const uint16_t*>(flat.data_ptr());
+  const auto* ws = reinterpret_cast<const uint16_t*>(weight.data_ptr());
+  auto* ys = reinterpret_cast<uint16_t*>(out.data_ptr());
+  const int64_t grain = rows * d <= SERIAL_VALUES ? rows : 1;
+  at::parallel_for(0, rows, grain, [&](int64_t first, int64_t last) {
+    for (int64_t row = first; row < last; ++row) {
+      const uint16_t* xr = xs + row * d;
+      uint16_t* yr = ys + row * d;
+      __m512 squares = _mm512_setzero_ps();
+      for (int64_t j = 0; j < d; j += 16) {
+        const __m512 v = widen(xr + j, lanes_from(d - j));
+        squares = _mm512_fmadd_ps(v, v, squares);
+      }
+      const float mean = _mm512_reduce_add_ps(squares) / static_cast<float>(d);
+      const __m512 scale = _mm512_set1_ps(1.0f / std::sqrt(mean + static_cast<float>(eps)));
+      for (int64_t j = 0; j < d; j += 16) {
+        const __mmask16 lanes = lanes_from(d - j);
+        const __m512 normed = round_bf16(_mm512_mul_ps(widen(xr + j, lanes), scale));
+        store_bf16(yr + j, _mm512_mul_ps(widen(ws + j, lanes), normed), lanes);
+      }
+    }
+  });
+  return out.view(x.sizes());
+}
+
+// transformers' Llama MLP activation: SiLU(gate) in fp32 rounded to bf16, times up, rounded.
+// gate and up: [rows, n] views with contiguous rows (the halves of one fused product).
+torch::Tensor silu_mul(torch::Tensor gate, torch::Tensor up) {
+  TORCH_CHECK(gate.scalar_type() == torch::kBFloat16 && up.scalar_type() == torch::kBFloat16, "bf16");
+  TORCH_CHECK(gate.sizes() == up.sizes() && gate.stride(-1) == 1 && up.stride(-1) == 1, "rows of one size");
+  const int64_t n = gate.size(-1), rows = gate.numel() / n;
+  const auto g2 = gate.reshape({rows, n}), u2 = up.reshape({rows, n});  // views where they can be
+  auto out = torch::empty({rows, n}, gate.options());
+  const auto* gs = reinterpret_cast<const uint16_t*>(g2.data_ptr());
+  const auto* us = reinterpret_cast<const uint16_t*>(u2.data_ptr());
+  auto* ys = reinterpret_cast<uint16_t*>(out.data_ptr());
+  const int64_t g_row = g2.stride(0), u_row = u2.stride(0);
+  const int64_t grain = rows * n <= SERIAL_VALUES ? rows : 1;
+  at::parallel_for(0, rows, grain, [&](int64_t first, int64_t last) {
+    for (int64_t row = first; row < last; ++row)
+      for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 lanes = lanes_from(n - j);
+        const __m512 g = widen(gs + row * g_row + j, lanes);
+        const __m512 negated = _mm512_sub_ps(_mm512_setzero_ps(), g);
+        const __m512 denominator = _mm512_add_ps(_mm512_set1_ps(1.0f), exp_ps(negated));
+        const __m512 silu = round_bf16(_mm512_div_ps(g, denominator));
+        store_bf16(ys + row * n + j, _mm512_mul_ps(silu, widen(us + row * u_row + j, lanes)), lanes);
+      }
+  });
+  return out.view(gate.sizes());
+}
+
+// The index of each row's largest value, the first of equal ones (as torch.argmax), of bf16
+// rows [..., n]: per lane the first strict maximum, then the least index among the lanes that
+// hold the row's maximum. (NaNs are never picked; torch.argmax would pick one.)
+torch::Tensor argmax_rows(torch::Tensor x) {
+  TORCH_CHECK(x.scalar_type() == torch::kBFloat16 && x.dim() >= 1 && x.size(-1) > 0, "bf16 rows");
+  const auto flat = x.contiguous();
+  const int64_t n = x.size(-1), rows = flat.numel() / n;
+  auto out = torch::empty({rows}, x.options().dtype(torch::kLong));
+  const auto* xs = reinterpret_cast<const uint16_t*>(flat.data_ptr());
+  auto* ys = out.data_ptr<int64_t>();
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const int64_t grain = rows * n <= SERIAL_VALUES ? rows : 1;
+  at::parallel_for(0, rows, grain, [&](int64_t first, int64_t last) {
+    for (int64_t row = first; row < last; ++row) {
+      const uint16_t* xr = xs + row * n;
+      __m512 best = _mm512_set1_ps(-INFINITY);
+      __m512i where = _mm512_setzero_si512();
+      for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 lanes = lanes_from(n - j);
+        const __m512 v = _mm512_mask_mov_ps(_mm512_set1_ps(-INFINITY), lanes, widen(xr + j, lanes));
+        const __mmask16 higher = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ);
+        best = _mm512_mask_mov_ps(best, higher, v);
+        where = _mm512_mask_mov_epi32(where, higher, _mm512_add_epi32(lane, _mm512_set1_epi32((int)j)));
+      }
+      const __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(best));
+      const __mmask16 holders = _mm512_cmp_ps_mask(best, top, _CMP_EQ_OQ);
+      ys[row] = holders ? _mm512_mask_reduce_min_epi32(holders, where) : 0;  // all -inf: the first
+    }
+  });
+  auto shape = x.sizes().vec();
+  shape.pop_back();
+  return out.view(shape);
+}
+"""
+
+
+def _load():
+    return native.build("fused_ops", _SOURCE, ("rms_norm", "silu_mul", "argmax_rows"))
+
+
+def available(device: torch.device, dtype: torch.dtype) -> bool:
+    """A CPU with AVX-512 BF16, a bf16 model, and the extension built."""
+    return native.offered(device, dtype) and _load() is not None
+
+
+def argmax(logits: torch.Tensor) -> torch.Tensor | None:
+    """The greedy tokens of bf16 CPU ``logits`` (equal to ``logits.argmax(-1)``, the first of
+    equal maxima), or None where our kernel is not available for them."""
+    if logits.dtype != torch.bfloat16 or logits.device.type != "cpu" or not native.cpu_has_avx512_bf16():
+        return None
+    extension = _load()
+    return None if extension is None else extension.argmax_rows(logits)
+
+
+def _norm_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+    if hidden_states.dtype != torch.bfloat16 or hidden_states.device.type != "cpu":
+        return type(self).forward(self, hidden_states)
+    return _load().rms_norm(hidden_states, self.weight, float(self.variance_epsilon))
+
+
+def _mlp_forward(self, x: torch.Tensor) -> torch.Tensor:
+    gate, up = self.gate_proj(x), self.up_proj(x)
+    ours = gate.dtype == torch.bfloat16 and gate.device.type == "cpu"
+    if not ours or gate.stride(-1) != 1 or up.stride(-1) != 1:
+        return self.down_proj(self.act_fn(gate) * up)
+    return self.down_proj(_load().silu_mul(gate, up))
+
+
+def _targets(model: torch.nn.Module) -> list[tuple[torch.nn.Module, object]]:
+    """(module, our forward for it) for each Llama norm and SiLU MLP of ``model``."""
+    from transformers.activations import SiLUActivation
+    from transformers.models.llama.modeling_llama import LlamaMLP, LlamaRMSNorm
+
+    found = []
+    for module in model.modules():
+        if type(module) is LlamaRMSNorm:
+            found.append((module, _norm_forward))
+        elif type(module) is LlamaMLP and isinstance(module.act_fn, (SiLUActivation, torch.nn.SiLU)):
+            found.append((module, _mlp_forward))
+    return found
+
+
+def applicable(model: torch.nn.Module, device: torch.device) -> bool:
+    return bool(_targets(model)) and available(device, model.dtype)
+
+
+def use(model: torch.nn.Module, ours: bool) -> int:
+    """Route the Llama norms and MLPs of ``model`` through our calls (or back to transformers'
+    forwards); returns how many modules are on ours."""
+    count = 0
+    for module, forward in _targets(model):
+        if ours:
+            module.forward = types.MethodType(forward, module)
+            setattr(module, MARK, True)
+            count += 1
+        elif vars(module).pop(MARK, False):
+            vars(module).pop("forward", None)
+    return count
+
+
+def choose(
+    setting, model: torch.nn.Module, device: torch.device, cache: str | os.PathLike | None
+) -> bool | None:
+    """Whether the model's norms and MLP activations run as our calls (applied before
+    returning); ``None`` where there is nothing to choose. ``auto`` measures (or reads the
+    cached measurement)."""
+    if not applicable(model, device):
+        return None
+    if setting not in (None, "auto"):
+        ours = bool(setting)
+    else:
+
+        def measure() -> dict:
+            from spec_bench.engine.cost import compare_forwards
+
+            try:
+                times = compare_forwards(
+                    model,
+                    device,
+                    {"transformers": lambda: use(model, False), "fused": lambda: use(model, True)},
+                    sizes=MEASURE_SIZES,
+                    calls=CALLS,
+                )
+            finally:
+                use(model, False)
+            return {
+                "fused_ops": times["fused"] < MARGIN * times["transformers"],
+                "transformers_s": times["transformers"],
+                "fused_s": times["fused"],
+                "sizes": list(MEASURE_SIZES),
+            }
+
+        ours = kernel_choice.cached_or_measured("fused_ops", cache, measure)
+    use(model, ours)
+    return ours
