@@ -7,8 +7,8 @@ rsqrt, multiply, back to bf16, times the weight), and the MLP's activation two (
 multiply); the embedded model runs 61 norms and 30 activations a forward. On the 2-core EPYC,
 in one process with rounds interleaved, its forwards of 1 / 16 tokens after 300 cached took
 17.3 / 24.9 ms with these calls against 18.2 / 28.5 ms without. Each becomes one call that
-computes what transformers computes, in its precision: the norm's mean of squares in fp32, ``x
-* rsqrt(mean + eps)`` rounded to bf16, then times the weight, rounded again; SiLU in fp32
+computes what transformers computes, in its precision: the norm's mean of squares in fp32,
+``x * rsqrt(mean + eps)`` rounded to bf16, then times the weight, rounded again; SiLU in fp32
 rounded to bf16, times the up projection, rounded again. Only the order of the fp32 sums and
 the exponential's last bits (a Cephes polynomial) differ from PyTorch's kernels, so outputs can
 differ in the last bit, which the greedy checks classify as near-ties.
