@@ -34,7 +34,7 @@ from spec_bench.models import kernel_choice, native
 
 MEASURE_SIZES = (1, 4, 16)  # tokens per timed forward: an AR step and typical verifications
 CALLS = 8  # timed rounds per setting, after one warm-up each
-MARGIN = 0.95  # chosen only when its forwards take under 95% of the others'
+MARGIN = 0.98  # the same arithmetic as what it replaces: any gain beyond timing noise counts
 MARK = "_fused_ops"  # set on a module whose forward is ours
 
 _SOURCE = r"""
