@@ -36,6 +36,7 @@ _SOURCE = r"""
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <immintrin.h>
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -195,24 +196,31 @@ static void heads(const torch::Tensor& q, const torch::Tensor& k, const torch::T
   auto* os = reinterpret_cast<uint16_t*>(out.data_ptr());
   const int64_t q_head = q.stride(1), q_row = q.stride(2), k_head = k.stride(1), k_row = k.stride(2);
   const int64_t v_head = v.stride(1), v_row = v.stride(2), out_row = heads * D;
-  at::parallel_for(0, heads, 1, [&](int64_t first, int64_t last) {
-    std::vector<float> s(queries * keys), inverse(queries);
-    for (int64_t h = first; h < last; ++h) {
-      const uint16_t* qh = qs + h * q_head;
+  // Tasks of one head and up to ROWS queries, so both threads get equal shares of a step's
+  // 9 heads x 16 queries (by heads alone, one thread took 5 heads and the other 4).
+  const int64_t blocks = (queries + ROWS - 1) / ROWS;
+  at::parallel_for(0, heads * blocks, 1, [&](int64_t first, int64_t last) {
+    std::vector<float> s(ROWS * keys), inverse(ROWS);
+    for (int64_t task = first; task < last; ++task) {
+      const int64_t h = task / blocks, i0 = (task % blocks) * ROWS;
+      const int64_t rows = std::min<int64_t>(ROWS, queries - i0);
+      const uint16_t* qh = qs + h * q_head + i0 * q_row;
       const uint16_t* kh = ks + (h / group) * k_head;
       const uint16_t* vh = vs + (h / group) * v_head;
-      uint16_t* oh = os + h * D;
+      uint16_t* oh = os + i0 * out_row + h * D;
+      if (rows == ROWS) {
+        scores<ROWS, CHUNKS>(qh, q_row, kh, k_row, keys, scale, s.data(), keys);
+      } else {
+        for (int64_t i = 0; i < rows; ++i)
+          scores<1, CHUNKS>(qh + i * q_row, q_row, kh, k_row, keys, scale, s.data() + i * keys, keys);
+      }
+      for (int64_t i = 0; i < rows; ++i)
+        inverse[i] = softmax_row<M>(s.data() + i * keys, mask ? mask + (i0 + i) * mask_row : nullptr, keys);
       int64_t i = 0;
-      for (; i + ROWS <= queries; i += ROWS)
-        scores<ROWS, CHUNKS>(qh + i * q_row, q_row, kh, k_row, keys, scale, s.data() + i * keys, keys);
-      for (; i < queries; ++i)
-        scores<1, CHUNKS>(qh + i * q_row, q_row, kh, k_row, keys, scale, s.data() + i * keys, keys);
-      for (i = 0; i < queries; ++i)
-        inverse[i] = softmax_row<M>(s.data() + i * keys, mask ? mask + i * mask_row : nullptr, keys);
-      for (i = 0; i + VALUE_ROWS <= queries; i += VALUE_ROWS)
+      for (; i + VALUE_ROWS <= rows; i += VALUE_ROWS)
         weighted_values<VALUE_ROWS, VECTORS>(s.data() + i * keys, keys, inverse.data() + i, vh, v_row, keys,
-                                       oh + i * out_row, out_row);
-      for (; i < queries; ++i)
+                                             oh + i * out_row, out_row);
+      for (; i < rows; ++i)
         weighted_values<1, VECTORS>(s.data() + i * keys, keys, inverse.data() + i, vh, v_row, keys,
                                     oh + i * out_row, out_row);
     }
