@@ -72,6 +72,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--warmup-tokens", type=int, default=8)
     parser.add_argument(
+        "--rounds", type=int, default=2, help="answers per variant and prompt; the fastest is kept"
+    )
+    parser.add_argument(
         "--timing-repeats", type=int, default=3, help="repeats of the timing-modes grid (0: skip)"
     )
     parser.add_argument(
@@ -226,7 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     budgets = [int(b) for b in args.budgets.split(",") if b]
     compiled = [name for name in args.compiled_drafters.split(",") if name]
     variants = build_variants(cfg, targets, drafters, budgets, compiled)
-    outcomes, warm_up = run_interleaved(variants, prompts, args.max_new_tokens, args.warmup_tokens)
+    outcomes, warm_up = run_interleaved(
+        variants, prompts, args.max_new_tokens, args.warmup_tokens, rounds=args.rounds
+    )
     rows = summarise(outcomes)
     timing = {}
     if args.timing_repeats:
@@ -246,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": targets["auto"].name,
         "model_source": targets["auto"].source,
         "max_new_tokens": args.max_new_tokens,
+        "rounds": args.rounds,
         "prompts": [label for label, _ in prompts],
         "config": OmegaConf.to_container(cfg.engine, resolve=True),
         "machine": machine,

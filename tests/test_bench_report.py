@@ -93,3 +93,30 @@ def test_a_forward_split_is_shown_beside_its_bound():
     # 2.4e8 bytes in 16 ms: 15 GB/s; linear and attention 20 ms against an 8 ms bound: 2.5x.
     assert "| 1 | 30.0 | 16.0 | 4.0 | 10.0 | 15.0 | 2.5 |" in lines
     assert "| 16 | 40.0 | 20.0 | 6.0 | 14.0 | 12.0 | 2.6 |" in lines
+
+
+def test_rounds_keep_each_prompts_fastest_answer_for_every_variant():
+    """A burst that slows one answer is discarded: with two rounds the faster answer to each
+    prompt is kept, whichever round it came in."""
+    import time
+    from types import SimpleNamespace
+
+    from benchmarks.variants import Outcome, Variant, run_interleaved
+
+    cpu = SimpleNamespace(device=SimpleNamespace(type="cpu"))
+    delays = {"a": iter([0, 0, 0.03, 0.0, 0.0, 0.03]), "b": iter([0, 0, 0.0, 0.03, 0.03, 0.0])}
+
+    def answer(name):
+        def run(prompt_ids, max_new_tokens):
+            time.sleep(next(delays[name]))
+            return Outcome(tokens=list(prompt_ids))
+
+        return run
+
+    variants = [Variant(name, cpu, answer(name)) for name in ("a", "b")]
+    prompts = [("p1", [1, 2]), ("p2", [3])]
+    # Two warm-up answers each, then per round: p1 (a, b), p2 (b, a), rotated on a round later.
+    outcomes, _ = run_interleaved(variants, prompts, 4, 2, rounds=2)
+    for name in ("a", "b"):
+        assert [run.tokens for run in outcomes[name]] == [[1, 2], [3]]
+        assert all(run.seconds < 0.02 for run in outcomes[name])  # the slowed answer was dropped
