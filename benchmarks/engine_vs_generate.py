@@ -228,9 +228,18 @@ def main(argv: list[str] | None = None) -> int:
     drafters = [name for name in args.drafters.split(",") if name]
     budgets = [int(b) for b in args.budgets.split(",") if b]
     compiled = [name for name in args.compiled_drafters.split(",") if name]
-    variants = build_variants(cfg, targets, drafters, budgets, compiled)
+    rounds_variants: list[list] = []  # each round's set: the policies' summaries are the last's
+
+    def fresh_variants() -> list:
+        rounds_variants.append(build_variants(cfg, targets, drafters, budgets, compiled))
+        return rounds_variants[-1]
+
     outcomes, warm_up = run_interleaved(
-        variants, prompts, args.max_new_tokens, args.warmup_tokens, rounds=args.rounds
+        fresh_variants,
+        prompts,
+        args.max_new_tokens,
+        args.warmup_tokens,
+        rounds=args.rounds,
     )
     rows = summarise(outcomes)
     timing = {}
@@ -258,7 +267,9 @@ def main(argv: list[str] | None = None) -> int:
         "variants": rows,
         "warm_up_seconds": warm_up,
         "drafters": drafters,
-        "auto_budget_state": {v.name: v.policy.summary() for v in variants if v.name.endswith("@auto")},
+        "auto_budget_state": {
+            v.name: v.policy.summary() for v in rounds_variants[-1] if v.name.endswith("@auto")
+        },
         "timing_modes": timing,
         "total_seconds": time.perf_counter() - started,
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -87,40 +88,46 @@ def generate_variant(name: str, target, **kwargs) -> Variant:
 
 
 def run_interleaved(
-    variants: list[Variant], prompts, max_new_tokens: int, warmup_tokens: int, rounds: int = 1
+    make_variants: Callable[[], list[Variant]],
+    prompts,
+    max_new_tokens: int,
+    warmup_tokens: int,
+    rounds: int = 1,
 ) -> tuple[dict, dict[str, float]]:
     """Each variant answers each prompt; the order of variants rotates from prompt to prompt.
     Each is warmed up (untimed, but its seconds returned: a compiled forward compiles there)
     on the first two prompts, so a compiled forward has seen two shapes before timing.
 
-    With ``rounds`` > 1 every variant answers every prompt again in each later round (the
-    order rotated on by one more), and the faster of its answers to a prompt is kept: a
-    noisy neighbour's burst slows one answer by 10-30% on the 2-core EPYC, and the minimum of
-    repeated timings discards it for every variant alike. Decoding is deterministic (the
-    automatic budget too), so the rounds' tokens should be the same; a difference is reported
-    on stderr (in bf16 a near-tie could flip between two runs only if a kernel were not
-    deterministic)."""
-    warm_up = {}
-    for variant in variants:
-        started = time.perf_counter()
-        for _, prompt_ids in prompts[:2]:
-            variant(prompt_ids, warmup_tokens)
-        warm_up[variant.name] = time.perf_counter() - started
-        print(f"warmed up {variant.name} in {warm_up[variant.name]:.1f} s", file=sys.stderr, flush=True)
-    outcomes: dict[str, list[Outcome | None]] = {variant.name: [None] * len(prompts) for variant in variants}
+    With ``rounds`` > 1 the whole run is repeated on a fresh set of variants (the order rotated
+    on by one more), and the faster of each variant's answers to a prompt is kept: a noisy
+    neighbour's burst slows one answer by 10-30% on the 2-core EPYC, and the minimum of
+    repeated timings discards it for every variant alike. Fresh, because Token Recycling and
+    the suffix trees learn from every answer: reused, they would meet each prompt a second time
+    having seen its answer. Decoding is deterministic (the automatic budget too), so every
+    round decodes the same tokens; a difference is reported on stderr."""
+    warm_up: dict[str, float] = {}
+    outcomes: dict[str, list[Outcome]] = {}
     for round_ in range(rounds):
+        variants = make_variants()
+        for variant in variants:
+            started = time.perf_counter()
+            for _, prompt_ids in prompts[:2]:
+                variant(prompt_ids, warmup_tokens)
+            seconds = time.perf_counter() - started
+            warm_up.setdefault(variant.name, seconds)  # the first round's: compiling is there
+            print(f"warmed up {variant.name} in {seconds:.1f} s", file=sys.stderr, flush=True)
         for index, (label, prompt_ids) in enumerate(prompts):
             shift = (index + round_) % len(variants)
             for variant in variants[shift:] + variants[:shift]:
                 outcome = variant(prompt_ids, max_new_tokens)
-                kept = outcomes[variant.name][index]
-                if kept is not None and kept.tokens != outcome.tokens:
+                kept = outcomes.setdefault(variant.name, [None] * len(prompts))
+                if kept[index] is not None and kept[index].tokens != outcome.tokens:
                     print(
                         f"{variant.name}: prompt {index + 1} decoded differently in round {round_ + 1}",
                         file=sys.stderr,
                     )
-                if kept is None or outcome.seconds < kept.seconds:
-                    outcomes[variant.name][index] = outcome
+                if kept[index] is None or outcome.seconds < kept[index].seconds:
+                    kept[index] = outcome
             print(
                 f"round {round_ + 1}/{rounds}: prompt {index + 1}/{len(prompts)} "
                 f"({label}, {len(prompt_ids)} tokens) done",

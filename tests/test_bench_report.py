@@ -104,7 +104,8 @@ def test_rounds_keep_each_prompts_fastest_answer_for_every_variant():
     from benchmarks.variants import Outcome, Variant, run_interleaved
 
     cpu = SimpleNamespace(device=SimpleNamespace(type="cpu"))
-    delays = {"a": iter([0, 0, 0.03, 0.0, 0.0, 0.03]), "b": iter([0, 0, 0.0, 0.03, 0.03, 0.0])}
+    # Per round: two warm-up answers, then p1 and p2 (timed).
+    delays = {"a": iter([0, 0, 0.03, 0.0, 0, 0, 0.0, 0.03]), "b": iter([0, 0, 0.0, 0.03, 0, 0, 0.03, 0.0])}
 
     def answer(name):
         def run(prompt_ids, max_new_tokens):
@@ -113,10 +114,15 @@ def test_rounds_keep_each_prompts_fastest_answer_for_every_variant():
 
         return run
 
-    variants = [Variant(name, cpu, answer(name)) for name in ("a", "b")]
+    built = []
+
+    def make_variants():
+        built.append([Variant(name, cpu, answer(name)) for name in ("a", "b")])
+        return built[-1]
+
     prompts = [("p1", [1, 2]), ("p2", [3])]
-    # Two warm-up answers each, then per round: p1 (a, b), p2 (b, a), rotated on a round later.
-    outcomes, _ = run_interleaved(variants, prompts, 4, 2, rounds=2)
+    outcomes, _ = run_interleaved(make_variants, prompts, 4, 2, rounds=2)
+    assert len(built) == 2  # a fresh set each round: stateful drafters meet each prompt afresh
     for name in ("a", "b"):
         assert [run.tokens for run in outcomes[name]] == [[1, 2], [3]]
         assert all(run.seconds < 0.02 for run in outcomes[name])  # the slowed answer was dropped
