@@ -37,20 +37,14 @@ CALLS = 8  # timed rounds per setting, after one warm-up each
 MARGIN = 0.98  # the same arithmetic as what it replaces: any gain beyond timing noise counts
 MARK = "_fused_ops"  # set on a module whose forward is ours
 
-_SOURCE = r"""
-#include <torch/extension.h>
+_SOURCE = (
+    native.VECTOR_HELPERS
+    + r"""
 #include <ATen/Parallel.h>
-#include <immintrin.h>
 #include <cmath>
 
 static inline __mmask16 lanes_from(int64_t left) {
   return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-}
-
-// Up to 16 bf16 values widened to fp32 (bf16 is the top half of an fp32).
-static inline __m512 widen(const uint16_t* p, __mmask16 lanes) {
-  const __m256i half = _mm256_maskz_loadu_epi16(lanes, p);
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
 }
 
 // Rounded to bf16 (to nearest even) and widened back: a bf16 tensor's value in fp32.
@@ -61,23 +55,6 @@ static inline __m512 round_bf16(__m512 x) {
 
 static inline void store_bf16(uint16_t* p, __m512 x, __mmask16 lanes) {
   _mm256_mask_storeu_epi16(p, lanes, (__m256i)_mm512_cvtneps_pbh(x));
-}
-
-// exp(x) in fp32: Cephes' expf polynomial after reducing by ln 2, scaled by 2^n.
-static inline __m512 exp_ps(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.7f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
-  y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), r);
-  return _mm512_scalef_ps(_mm512_add_ps(y, _mm512_set1_ps(1.0f)), n);
 }
 
 // Rows of a step are few: threads only pay for themselves on long inputs.
@@ -178,6 +155,7 @@ torch::Tensor argmax_rows(torch::Tensor x) {
   return out.view(shape);
 }
 """
+)
 
 
 def _load():
@@ -252,30 +230,9 @@ def choose(
     cached measurement)."""
     if not applicable(model, device):
         return None
-    if setting not in (None, "auto"):
-        ours = bool(setting)
-    else:
-
-        def measure() -> dict:
-            from spec_bench.engine.cost import compare_forwards
-
-            try:
-                times = compare_forwards(
-                    model,
-                    device,
-                    {"transformers": lambda: use(model, False), "fused": lambda: use(model, True)},
-                    sizes=MEASURE_SIZES,
-                    calls=CALLS,
-                )
-            finally:
-                use(model, False)
-            return {
-                "fused_ops": times["fused"] < MARGIN * times["transformers"],
-                "transformers_s": times["transformers"],
-                "fused_s": times["fused"],
-                "sizes": list(MEASURE_SIZES),
-            }
-
-        ours = kernel_choice.cached_or_measured("fused_ops", cache, measure)
+    ours = kernel_choice.timed_switch(
+        setting, "fused_ops", cache, model, device, lambda on: use(model, on), ("transformers", "fused"),
+        MEASURE_SIZES, CALLS, MARGIN,
+    )  # fmt: skip
     use(model, ours)
     return ours

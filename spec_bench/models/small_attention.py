@@ -32,39 +32,20 @@ MEASURE_SIZES = (1, 4, 16)  # tokens per timed forward: an AR step and typical v
 CALLS = 8  # timed rounds per setting, after one warm-up each
 MARGIN = 0.95  # chosen only when its forwards take under 95% of the other's
 
-_SOURCE = r"""
-#include <torch/extension.h>
+_SOURCE = (
+    native.VECTOR_HELPERS
+    + r"""
 #include <ATen/Parallel.h>
-#include <immintrin.h>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
-// 16 bf16 values widened to fp32 (bf16 is the top half of an fp32).
-static inline __m512 widen(const uint16_t* p) {
-  const __m256i half = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
-}
-
-// exp(x) for x <= 0 (scores minus their row's maximum): Cephes' expf polynomial after
-// reducing by ln 2, scaled by 2^n; below -87 (where fp32 underflows) exactly 0.
+// exp(x) for x <= 0 (scores minus their row's maximum); below -87, where fp32 underflows,
+// exactly 0.
 static inline __m512 exp_nonpositive(__m512 x) {
   const __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_GE_OQ);
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
-  y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
-  y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), r);
-  y = _mm512_add_ps(y, _mm512_set1_ps(1.0f));
-  return _mm512_maskz_mov_ps(live, _mm512_scalef_ps(y, n));
+  return _mm512_maskz_mov_ps(live, exp_ps(x));
 }
 
 // 16 entries of an additive (float or bf16) or boolean (true = visible) mask row, as fp32
@@ -72,10 +53,7 @@ static inline __m512 exp_nonpositive(__m512 x) {
 static inline __m512 mask_lanes(const float* row, __mmask16 lanes) {
   return _mm512_maskz_loadu_ps(lanes, row);
 }
-static inline __m512 mask_lanes(const uint16_t* row, __mmask16 lanes) {
-  const __m256i half = _mm256_maskz_loadu_epi16(lanes, row);
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
-}
+static inline __m512 mask_lanes(const uint16_t* row, __mmask16 lanes) { return widen(row, lanes); }
 static inline __m512 mask_lanes(const bool* row, __mmask16 lanes) {
   const __m128i bytes = _mm_maskz_loadu_epi8(lanes, row);
   const __mmask16 visible = _mm_test_epi8_mask(bytes, bytes);
@@ -267,6 +245,7 @@ torch::Tensor attention(torch::Tensor q, torch::Tensor k, torch::Tensor v, c10::
   return out;
 }
 """
+)
 
 
 def _load():
@@ -355,30 +334,9 @@ def choose(
     where there is nothing to choose. ``auto`` measures (or reads the cached measurement)."""
     if not applicable(model, device):
         return None
-    if setting not in (None, "auto"):
-        ours = bool(setting)
-    else:
-
-        def measure() -> dict:
-            from spec_bench.engine.cost import compare_forwards
-
-            try:
-                times = compare_forwards(
-                    model,
-                    device,
-                    {"sdpa": lambda: use(model, False), "small_attention": lambda: use(model, True)},
-                    sizes=MEASURE_SIZES,
-                    calls=CALLS,
-                )
-            finally:
-                use(model, False)
-            return {
-                "small_attention": times["small_attention"] < MARGIN * times["sdpa"],
-                "sdpa_s": times["sdpa"],
-                "small_attention_s": times["small_attention"],
-                "sizes": list(MEASURE_SIZES),
-            }
-
-        ours = kernel_choice.cached_or_measured("small_attention", cache, measure)
+    ours = kernel_choice.timed_switch(
+        setting, "small_attention", cache, model, device, lambda on: use(model, on),
+        ("sdpa", "small_attention"), MEASURE_SIZES, CALLS, MARGIN,
+    )  # fmt: skip
     use(model, ours)
     return ours

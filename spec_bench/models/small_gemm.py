@@ -212,28 +212,10 @@ def wanted(setting, model: torch.nn.Module, device: torch.device, cache=None) ->
     if not available(device, model.dtype):
         return False
 
-    def measure() -> dict:
-        from spec_bench.engine.cost import compare_forwards
+    def put(ours: bool) -> None:
+        packed_linear.use_packed_linear(model, kernel() if ours else packed_linear.ONEDNN)
 
-        try:
-            times = compare_forwards(
-                model,
-                device,
-                {
-                    "onednn": lambda: packed_linear.use_packed_linear(model),
-                    "small_gemm": lambda: packed_linear.use_packed_linear(model, kernel()),
-                },
-                sizes=packed_linear.MEASURE_SIZES,
-                calls=packed_linear.CALLS,
-            )
-        finally:
-            packed_linear.use_packed_linear(model)
-        choice = times["small_gemm"] < MARGIN * times["onednn"]
-        return {
-            "small_gemm": choice,
-            "onednn_s": times["onednn"],
-            "small_gemm_s": times["small_gemm"],
-            "sizes": list(packed_linear.MEASURE_SIZES),
-        }
-
-    return kernel_choice.cached_or_measured("small_gemm", cache, measure)
+    return kernel_choice.timed_switch(
+        "auto", "small_gemm", cache, model, device, put, ("onednn", "small_gemm"),
+        packed_linear.MEASURE_SIZES, packed_linear.CALLS, MARGIN,
+    )  # fmt: skip
