@@ -170,9 +170,7 @@ def available(device: torch.device, dtype: torch.dtype) -> bool:
 def argmax(logits: torch.Tensor) -> torch.Tensor | None:
     """The greedy tokens of bf16 CPU ``logits`` (equal to ``logits.argmax(-1)``, the first of
     equal maxima), or None where our kernel is not available for them."""
-    if logits.dtype != torch.bfloat16 or logits.device.type != "cpu" or not native.cpu_has_avx512_bf16():
-        return None
-    extension = _load()
+    extension = _load() if native.offered(logits.device, logits.dtype) else None
     return None if extension is None else extension.argmax_rows(logits)
 
 

@@ -45,10 +45,10 @@ def timed_switch(
 ) -> bool:
     """``setting`` when it is true or false; for ``auto`` (or None) the cached choice ``key``
     between two ways of running ``model`` (``put(False)``, the one it replaces, and
-    ``put(True)``, ours), else measured: whole forwards of each of
-    ``sizes`` tokens under each, interleaved (``compare_forwards``), ours kept where its time
-    is under ``margin`` times the other's. The record holds both times under ``names``
-    (``<name>_s``). Measuring leaves ``put(False)`` in place; the caller applies the choice."""
+    ``put(True)``, ours), else measured: whole forwards of each of ``sizes`` tokens under each,
+    interleaved (``compare_forwards``), ours kept where its time is under ``margin`` times the
+    other's. The record holds both times under ``names`` (``<name>_s``). Measuring leaves
+    ``put(False)`` in place; the caller applies the choice."""
 
     def measure() -> dict:
         from spec_bench.engine.cost import compare_forwards

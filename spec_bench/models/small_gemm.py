@@ -10,14 +10,16 @@ is read from memory once per forward and multiplied into up to 8 rows and 3 bloc
 with fp32 sums; the input pairs are broadcast, and no horizontal sums are needed.
 
 On the 2-core EPYC, in one process with rounds interleaved, a bf16 forward of the embedded
-model after 300 cached tokens took 19.2 / 30.5 ms for 1 / 16 tokens with it against 26.0 /
-35.8 ms on oneDNN's packed weights (linear layers 9.1 / 15.6 against 15.1 / 19.9 ms: 29 GB/s
-at one token, where a plain read ran at 35). With 16 rows it is bound by the multiplications
-rather than by memory. Each output column is still one fp32 dot product of the same bf16
-values, rounded once to bf16, summed in another order than oneDNN's: outputs differ from
-oneDNN's in the last bit here and there, which the greedy checks classify as near-ties, never
-defects. Like the other kernel choices it is measured (``small_gemm: auto``, against
-oneDNN's packed weights, whole forwards) and cached.
+model after 300 cached tokens took 19.2 / 30.5 ms for 1 / 16 tokens with it against 26.0 / 35.8
+ms on oneDNN's packed weights (linear layers 9.1 / 15.6 against 15.1 / 19.9 ms: 29 GB/s at one
+token, where a plain read ran at 35). With more than 8 rows a block is multiplied in several
+passes, the first waiting on memory and the others on the multiplications, so every pass also
+fetches its share of the next blocks into L2: a 16-token forward's linear layers then took 14.6
+against 18.3 ms (one process, interleaved). Each output column is still one fp32 dot product of
+the same bf16 values, rounded once to bf16, summed in another order than oneDNN's: outputs
+differ from oneDNN's in the last bit here and there, which the greedy checks classify as
+near-ties, never defects. Like the other kernel choices it is measured (``small_gemm: auto``,
+against oneDNN's packed weights, whole forwards) and cached.
 
 The C++ source is compiled once per machine (see ``native``); where that fails, or the CPU
 lacks AVX-512 BF16, the choice is simply not offered.
