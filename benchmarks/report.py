@@ -34,7 +34,8 @@ def header(result: dict) -> list[str]:
         + ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v),
         f"- model: {result['model']} ({result['model_source']})",
         f"- {len(result['prompts'])} prompts ({', '.join(result['prompts'])}), up to "
-        f"{result['max_new_tokens']} new tokens, greedy; variants interleaved, warmed up first"
+        f"{result['max_new_tokens']} new tokens, greedy; variants interleaved in a seeded shuffled "
+        "order, warmed up first"
         + (
             f"; each answer timed in {result['rounds']} rounds, the fastest kept"
             if result.get("rounds", 1) > 1

@@ -5,6 +5,7 @@ compiled forward)."""
 
 from __future__ import annotations
 
+import random
 import sys
 import time
 from collections import Counter
@@ -93,18 +94,26 @@ def run_interleaved(
     max_new_tokens: int,
     warmup_tokens: int,
     rounds: int = 1,
+    seed: int = 0,
 ) -> tuple[dict, dict[str, float]]:
-    """Each variant answers each prompt; the order of variants rotates from prompt to prompt.
-    Each is warmed up (untimed, but its seconds returned: a compiled forward compiles there)
-    on the first two prompts, so a compiled forward has seen two shapes before timing.
+    """Each variant answers each prompt, in an order shuffled afresh for every prompt and
+    round (seeded: runs repeat). Each is warmed up (untimed, but its seconds returned: a
+    compiled forward compiles there) on the first two prompts, so a compiled forward has seen
+    two shapes before timing.
 
-    With ``rounds`` > 1 the whole run is repeated on a fresh set of variants (the order rotated
-    on by one more), and the faster of each variant's answers to a prompt is kept: a noisy
-    neighbour's burst slows one answer by 10-30% on the 2-core EPYC, and the minimum of
-    repeated timings discards it for every variant alike. Fresh, because Token Recycling and
-    the suffix trees learn from every answer: reused, they would meet each prompt a second time
-    having seen its answer. Decoding is deterministic (the automatic budget too), so every
-    round decodes the same tokens; a difference is reported on stderr."""
+    Shuffled, not rotated: a rotation keeps every variant behind the same neighbour, and in a
+    run where each drafter's ``@auto`` variant followed the previous drafter's widest fixed
+    budget, Token Recycling at auto lost 2% to its fixed 8 on every prompt while verifying the
+    same trees. An answer's cost should not depend on which variant ran before it.
+
+    With ``rounds`` > 1 the whole run is repeated on a fresh set of variants, and the faster of
+    each variant's answers to a prompt is kept: a noisy neighbour's burst slows one answer by
+    10-30% on the 2-core EPYC, and the minimum of repeated timings discards it for every
+    variant alike. Fresh, because Token Recycling and the suffix trees learn from every
+    answer: reused, they would meet each prompt a second time having seen its answer.
+    Decoding is deterministic (the automatic budget too), so every round decodes the same
+    tokens; a difference is reported on stderr."""
+    order = random.Random(seed)
     warm_up: dict[str, float] = {}
     outcomes: dict[str, list[Outcome]] = {}
     for round_ in range(rounds):
@@ -117,8 +126,7 @@ def run_interleaved(
             warm_up.setdefault(variant.name, seconds)  # the first round's: compiling is there
             print(f"warmed up {variant.name} in {seconds:.1f} s", file=sys.stderr, flush=True)
         for index, (label, prompt_ids) in enumerate(prompts):
-            shift = (index + round_) % len(variants)
-            for variant in variants[shift:] + variants[:shift]:
+            for variant in order.sample(variants, len(variants)):
                 outcome = variant(prompt_ids, max_new_tokens)
                 kept = outcomes.setdefault(variant.name, [None] * len(prompts))
                 if kept[index] is not None and kept[index].tokens != outcome.tokens:

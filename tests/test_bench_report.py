@@ -126,3 +126,42 @@ def test_rounds_keep_each_prompts_fastest_answer_for_every_variant():
     for name in ("a", "b"):
         assert [run.tokens for run in outcomes[name]] == [[1, 2], [3]]
         assert all(run.seconds < 0.02 for run in outcomes[name])  # the slowed answer was dropped
+
+
+def test_interleaved_order_changes_each_variants_neighbour_and_repeats_with_the_seed():
+    """No variant always runs behind the same one (a rotation did that: each drafter's auto
+    variant followed the previous drafter's widest budget on every prompt), and a seed
+    repeats the order."""
+    from types import SimpleNamespace
+
+    from benchmarks.variants import Outcome, Variant, run_interleaved
+
+    cpu = SimpleNamespace(device=SimpleNamespace(type="cpu"))
+    names = "abcdef"
+
+    def order_of_answers(seed):
+        calls = []
+
+        def answer(name):
+            def run(prompt_ids, max_new_tokens):
+                if max_new_tokens == 4:  # timed answers, not the warm-up
+                    calls.append(name)
+                return Outcome(tokens=list(prompt_ids))
+
+            return run
+
+        prompts = [(f"p{i}", [i]) for i in range(8)]
+        outcomes, _ = run_interleaved(
+            lambda: [Variant(name, cpu, answer(name)) for name in names], prompts, 4, 2, seed=seed
+        )
+        assert all(len(outcomes[name]) == len(prompts) for name in names)
+        return calls
+
+    calls = order_of_answers(0)
+    per_prompt = [calls[i : i + len(names)] for i in range(0, len(calls), len(names))]
+    assert all(sorted(order) == list(names) for order in per_prompt)  # each answers every prompt once
+    for name in names:
+        behind = {order[order.index(name) - 1] for order in per_prompt if order.index(name) > 0}
+        assert len(behind) > 1, f"{name} always ran behind {behind}"
+    assert order_of_answers(0) == calls
+    assert order_of_answers(1) != calls

@@ -29,6 +29,13 @@ def test_curve_interpolates_and_extrapolates():
     assert curve.latency(8) == pytest.approx(5.0)  # the last slope, continued
 
 
+def test_a_size_timed_above_a_larger_one_is_priced_at_the_larger_ones_time():
+    from spec_bench.engine.cost import nondecreasing
+
+    assert nondecreasing([17.4, 24.8, 21.0, 20.1, 26.9]) == [17.4, 20.1, 20.1, 20.1, 26.9]
+    assert nondecreasing([1.0, 2.0, 3.0]) == [1.0, 2.0, 3.0]
+
+
 def test_cost_curve_is_cached_and_reused(target, tmp_path):
     calls = []
 
@@ -155,6 +162,25 @@ def test_one_step_credits_every_smaller_budget_with_what_its_first_nodes_accepte
     plain = policy()
     plain.record(32, 32, 3, [0, 1, 5])
     assert sum(plain.observed.values()) == 1  # without nesting, only the budget verified
+
+
+def test_a_nested_budget_is_valued_by_what_it_adds_in_the_steps_that_drafted_it():
+    """A wider tree holds the narrower one, so it is worth at least as much in every step:
+    measured only at hard moments, its own mean must not rank it below the narrower one."""
+    auto = policy(nested=True)
+    for _ in range(20):  # easy stretch at 4 nodes: 3 tokens a step
+        auto.record(4, 4, 2, [0, 1])
+    for _ in range(4):  # hard stretch, 8 nodes explored: node 5 adds one draft over the first 4
+        auto.record(8, 8, 1, [5])
+    assert auto.tokens[8] < auto.tokens[4]  # each budget's own mean: different moments
+    assert auto.measured_tokens(2) == pytest.approx(auto.tokens[1] + auto.increment[2])
+    assert auto.increment[8] == pytest.approx(1.0)  # 2 tokens at 8 where 4 nodes gave 1
+    assert auto.expected_tokens(8) == pytest.approx(auto.expected_tokens(4) + 1.0)
+    assert auto.expected_tokens(4) > auto.tokens[8]
+    plain = policy()  # a windowed drafter's budgets draft different trees: their own means
+    for _ in range(4):
+        plain.record(8, 8, 1, [5])
+    assert plain.expected_tokens(8) == pytest.approx(plain.tokens[8])
 
 
 def test_a_nested_policy_explores_larger_budgets_by_shadow_and_verifies_only_its_best():
