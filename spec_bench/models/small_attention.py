@@ -2,13 +2,18 @@
 
 PyTorch's CPU flash kernel blocks queries and keys for long prompts; for the 1 to 16 queries
 of a decoding step most of its time is setup. On the 2-core EPYC, nine heads over three
-key/value heads (the embedded model, head size 64) and 316 cached tokens took it 188 us for one
-query and 144 us for 16, where this kernel took 9 and 84 us; in the model that was 3-6 ms of
-a 20-35 ms forward. Each head's scores are fp32 sums of exact bf16 products (``vdpbf16ps``),
-scaled and masked, a softmax in fp32 (a Cephes polynomial for exp), and the values weighted
-in fp32, rounded once to bf16: within the rounding of PyTorch's kernel from the exact result
-(tested), in another order, so outputs can differ in the last bit, which the greedy checks
-classify as near-ties. Grouped heads read their key/value head in place (no copies).
+key/value heads (the embedded model, head size 64) and 316 cached tokens took it 175 us for one
+query and 138 us for 16, where this kernel took 7.6 and 46 us (the fastest of 20-30 rounds
+of 10-20 calls, one process); in the model that was 3-6 ms of a 20-35 ms forward. Each
+head's scores are fp32 sums of exact bf16 products (``vdpbf16ps``), scaled and masked, a
+softmax in fp32 (a Cephes polynomial for exp); the probabilities are rounded to bf16, as
+PyTorch's kernel rounds them, and weight two keys' values per ``vdpbf16ps`` (fp32 sums), then
+the result is rounded once to bf16. Tested no further from the exact result than PyTorch's
+kernel (on the tests' inputs the largest and the mean errors equal its own); summed in another
+order, so outputs can differ in the last bit, which the greedy checks classify as near-ties.
+Weighting the values in fp32 instead (widened values, fp32 probabilities) was a third
+closer to the exact result on the mean but took 64 us for 16 queries. Grouped heads read their
+key/value head in place (no copies).
 
 It takes one sequence of up to ``MAX_QUERIES`` queries with an additive or boolean mask (or
 one query and none), head size 64 or 128, no dropout, soft-capping or sinks; every other call
@@ -140,25 +145,57 @@ static float softmax_row(float* s, const M* mask, int64_t keys) {
   return 1.0f / _mm512_reduce_add_ps(total);
 }
 
-// ROWS rows of probabilities times the values, each scaled by its row's 1/sum, as bf16.
+// ROWS rows of probabilities (bf16, each row padded with a zero past its last key) times the
+// values, each scaled by its row's 1/sum, as bf16. Two keys at a time: their value rows
+// interleaved into bf16 pairs per dimension, so one vdpbf16ps adds both keys' products for 16
+// dimensions (fp32 sums of exact products; half the multiplications of widening to fp32).
 template <int ROWS, int VECTORS>
-static void weighted_values(const float* p, int64_t p_row, const float* inverse, const uint16_t* v,
+static void weighted_values(const uint16_t* p, int64_t p_row, const float* inverse, const uint16_t* v,
                             int64_t v_row, int64_t keys, uint16_t* out, int64_t out_row) {
+  static_assert(VECTORS % 2 == 0, "dimensions in 32s");
   __m512 sums[ROWS][VECTORS];
   for (int r = 0; r < ROWS; ++r)
     for (int c = 0; c < VECTORS; ++c) sums[r][c] = _mm512_setzero_ps();
-  for (int64_t j = 0; j < keys; ++j) {
-    __m512 value[VECTORS];
-    for (int c = 0; c < VECTORS; ++c) value[c] = widen(v + j * v_row + c * 16);
+  // Lanes 2i, 2i+1 of the first: dimension i of key j and of key j+1; the second: i + 16.
+  alignas(64) uint16_t low_order[32], high_order[32];
+  for (int i = 0; i < 16; ++i) {
+    low_order[2 * i] = i, low_order[2 * i + 1] = 32 + i;
+    high_order[2 * i] = 16 + i, high_order[2 * i + 1] = 48 + i;
+  }
+  const __m512i low = _mm512_load_si512(low_order), high = _mm512_load_si512(high_order);
+  for (int64_t j = 0; j < keys; j += 2) {
+    const bool pair = j + 1 < keys;  // the last key alone meets a zero row (and a zero weight)
+    __m512bh value[VECTORS];
+    for (int c = 0; c < VECTORS; c += 2) {
+      const __m512i first = _mm512_loadu_si512(v + j * v_row + c * 16);
+      const __m512i second = pair ? _mm512_loadu_si512(v + (j + 1) * v_row + c * 16) : _mm512_setzero_si512();
+      value[c] = (__m512bh)_mm512_permutex2var_epi16(first, low, second);
+      value[c + 1] = (__m512bh)_mm512_permutex2var_epi16(first, high, second);
+    }
     for (int r = 0; r < ROWS; ++r) {
-      const __m512 weight = _mm512_set1_ps(p[r * p_row + j]);
-      for (int c = 0; c < VECTORS; ++c) sums[r][c] = _mm512_fmadd_ps(weight, value[c], sums[r][c]);
+      uint32_t weights;
+      std::memcpy(&weights, p + r * p_row + j, sizeof weights);
+      const __m512bh both = (__m512bh)_mm512_set1_epi32(static_cast<int>(weights));
+      for (int c = 0; c < VECTORS; ++c) sums[r][c] = _mm512_dpbf16_ps(sums[r][c], both, value[c]);
     }
   }
   for (int r = 0; r < ROWS; ++r)
     for (int c = 0; c < VECTORS; ++c)
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * out_row + c * 16),
                           (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(sums[r][c], _mm512_set1_ps(inverse[r]))));
+}
+
+// A row of fp32 probabilities as bf16 (rounded to nearest even), then a zero.
+static void to_bf16(const float* s, int64_t keys, uint16_t* p) {
+  int64_t j = 0;
+  for (; j + 16 <= keys; j += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + j),
+                        (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(s + j)));
+  if (j < keys) {
+    const __mmask16 lanes = (__mmask16)((1u << (keys - j)) - 1);
+    _mm256_mask_storeu_epi16(p + j, lanes, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(lanes, s + j)));
+  }
+  p[keys] = 0;
 }
 
 template <int D, typename M>
@@ -178,7 +215,9 @@ static void heads(const torch::Tensor& q, const torch::Tensor& k, const torch::T
   // 9 heads x 16 queries (by heads alone, one thread took 5 heads and the other 4).
   const int64_t blocks = (queries + ROWS - 1) / ROWS;
   at::parallel_for(0, heads * blocks, 1, [&](int64_t first, int64_t last) {
+    const int64_t p_row = keys + 2;  // room for the zero after the last key, rows 4-byte aligned
     std::vector<float> s(ROWS * keys), inverse(ROWS);
+    std::vector<uint16_t> p(ROWS * p_row);
     for (int64_t task = first; task < last; ++task) {
       const int64_t h = task / blocks, i0 = (task % blocks) * ROWS;
       const int64_t rows = std::min<int64_t>(ROWS, queries - i0);
@@ -192,14 +231,16 @@ static void heads(const torch::Tensor& q, const torch::Tensor& k, const torch::T
         for (int64_t i = 0; i < rows; ++i)
           scores<1, CHUNKS>(qh + i * q_row, q_row, kh, k_row, keys, scale, s.data() + i * keys, keys);
       }
-      for (int64_t i = 0; i < rows; ++i)
+      for (int64_t i = 0; i < rows; ++i) {
         inverse[i] = softmax_row<M>(s.data() + i * keys, mask ? mask + (i0 + i) * mask_row : nullptr, keys);
+        to_bf16(s.data() + i * keys, keys, p.data() + i * p_row);
+      }
       int64_t i = 0;
       for (; i + VALUE_ROWS <= rows; i += VALUE_ROWS)
-        weighted_values<VALUE_ROWS, VECTORS>(s.data() + i * keys, keys, inverse.data() + i, vh, v_row, keys,
+        weighted_values<VALUE_ROWS, VECTORS>(p.data() + i * p_row, p_row, inverse.data() + i, vh, v_row, keys,
                                              oh + i * out_row, out_row);
       for (; i < rows; ++i)
-        weighted_values<1, VECTORS>(s.data() + i * keys, keys, inverse.data() + i, vh, v_row, keys,
+        weighted_values<1, VECTORS>(p.data() + i * p_row, p_row, inverse.data() + i, vh, v_row, keys,
                                     oh + i * out_row, out_row);
     }
   });
