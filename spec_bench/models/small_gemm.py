@@ -148,7 +148,9 @@ torch::Tensor linear(torch::Tensor x, torch::Tensor packed) {
     for (int64_t g = first; g < last; ++g) {
       const int64_t b = g * GROUP;
       if (b + GROUP <= blocks) {
-        const int64_t following = std::min<int64_t>(GROUP, blocks - b - GROUP);
+        // The next blocks of this thread's share: the share after it is the other thread's,
+        // which fetches its own first blocks.
+        const int64_t following = g + 1 < last ? std::min<int64_t>(GROUP, blocks - b - GROUP) : 0;
         blocks_product<GROUP>(xs, rows, pairs, ws + b * k * 16, ys + b * 16, n,
                               following > 0 ? ws + (b + GROUP) * k * 16 : nullptr, following);
       } else {
