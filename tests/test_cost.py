@@ -183,6 +183,22 @@ def test_a_nested_budget_is_valued_by_what_it_adds_in_the_steps_that_drafted_it(
     assert plain.expected_tokens(8) == pytest.approx(plain.tokens[8])
 
 
+def test_a_nested_drafter_takes_the_wider_budget_that_is_faster_by_any_margin():
+    """Paired increments measure a wider budget in the same steps as the narrower one, so a
+    nested drafter needs no margin against chance; a windowed one keeps it."""
+    curve = LatencyCurve(sizes=[1, 2, 4, 8, 16, 32], seconds=[0.060, 0.060, 0.060, 0.0602, 0.0604, 0.2])
+    chosen = {}
+    for nested in (True, False):
+        auto = AutoBudget(curve, candidate_budgets(16), nested=nested)
+        for step in range(40):  # 8 nodes gain a draft over 4 nodes in one step of ten
+            auto.record(8, 8, 2 if step % 10 == 0 else 1, [0, 5] if step % 10 == 0 else [0])
+        chosen[nested] = auto.fastest_drafting()
+    assert AutoBudget(curve, [0, 4, 8], nested=True).wider_margin == 0.0
+    # 8 nodes: 2.1 tokens a step against 2.0 at 4, for 0.5% more time. The windowed policy
+    # values the unmeasured 4 by the chain fitted to 8: within its 5% margin.
+    assert chosen == {True: 8, False: 4}
+
+
 def test_a_nested_policy_explores_larger_budgets_by_shadow_and_verifies_only_its_best():
     """Three drafts accepted at most: 4 nodes pay best. The nested policy learns what 8 to 64
     would gain from proposals drafted beside its steps, never verified; the other one must
