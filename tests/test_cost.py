@@ -199,6 +199,19 @@ def test_a_nested_drafter_takes_the_wider_budget_that_is_faster_by_any_margin():
     assert chosen == {True: 8, False: 4}
 
 
+def test_a_nested_drafter_takes_the_widest_of_equally_fast_budgets():
+    """Nothing proposed, nothing gained: every budget costs an AR step's forward, so the widest
+    (which measures all the others) is as fast as any; a windowed drafter keeps the narrowest."""
+    chosen = {}
+    for nested in (True, False):
+        auto = AutoBudget(CPU_LIKE, candidate_budgets(8), nested=nested)
+        for _ in range(8):
+            for budget in auto.drafting:
+                auto.record(budget, 0, 0, [])
+        chosen[nested] = auto.fastest_drafting()
+    assert chosen == {True: 8, False: 1}
+
+
 def test_a_nested_policy_explores_larger_budgets_by_shadow_and_verifies_only_its_best():
     """Three drafts accepted at most: 4 nodes pay best. The nested policy learns what 8 to 64
     would gain from proposals drafted beside its steps, never verified; the other one must

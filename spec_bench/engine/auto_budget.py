@@ -238,10 +238,16 @@ class AutoBudget:
 
     def fastest_drafting(self) -> int:
         """The drafting budget with the highest estimated rate, or a smaller one within
-        ``wider_margin`` of it: a wider budget must promise more than that to be chosen."""
+        ``wider_margin`` of it: a wider budget must promise more than that to be chosen. A
+        nested drafter (no margin) takes the widest of equally fast budgets: by the estimates
+        it costs nothing more, and each of its steps measures every narrower budget. (Taking
+        the narrowest, the suffix tree verified 1 or 2 nodes in 82 of 305 steps, mostly early
+        in an answer, before any budget had shown a gain; its proposals, a node or two a
+        step, cost no more at 16 nodes.)"""
         rates = {b: self.rate(b) for b in self.drafting}
         top = max(rates.values())
-        return min(b for b, rate in rates.items() if rate * (1 + self.wider_margin) >= top)
+        fast = [b for b, rate in rates.items() if rate * (1 + self.wider_margin) >= top]
+        return max(fast) if self.nested else min(fast)
 
     def best(self) -> int:
         """The fastest drafting budget if it beats AR steps (or AR steps are off); else the
