@@ -43,10 +43,6 @@ _SOURCE = (
 #include <ATen/Parallel.h>
 #include <cmath>
 
-static inline __mmask16 lanes_from(int64_t left) {
-  return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-}
-
 // Rounded to bf16 (to nearest even) and widened back: a bf16 tensor's value in fp32.
 static inline __m512 round_bf16(__m512 x) {
   const __m256i half = (__m256i)_mm512_cvtneps_pbh(x);

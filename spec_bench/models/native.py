@@ -28,10 +28,9 @@ static inline __m512 widen(const uint16_t* p, __mmask16 lanes) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
 }
 
-// 16 bf16 values widened to fp32.
-static inline __m512 widen(const uint16_t* p) {
-  const __m256i half = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
+// The lanes of a 16-lane step over a row with ``left`` values still to go.
+static inline __mmask16 lanes_from(int64_t left) {
+  return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
 }
 
 // exp(x) in fp32 (x clamped to fp32's range): Cephes' expf polynomial after reducing by ln 2,

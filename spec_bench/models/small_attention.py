@@ -125,7 +125,7 @@ template <typename M>
 static float softmax_row(float* s, const M* mask, int64_t keys) {
   __m512 top = _mm512_set1_ps(-INFINITY);
   for (int64_t j = 0; j < keys; j += 16) {
-    const __mmask16 lanes = keys - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (keys - j)) - 1);
+    const __mmask16 lanes = lanes_from(keys - j);
     __m512 x = _mm512_maskz_loadu_ps(lanes, s + j);
     if (mask) {
       x = _mm512_add_ps(x, mask_lanes(mask + j, lanes));
@@ -136,7 +136,7 @@ static float softmax_row(float* s, const M* mask, int64_t keys) {
   const __m512 peak = _mm512_set1_ps(_mm512_reduce_max_ps(top));
   __m512 total = _mm512_setzero_ps();
   for (int64_t j = 0; j < keys; j += 16) {
-    const __mmask16 lanes = keys - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (keys - j)) - 1);
+    const __mmask16 lanes = lanes_from(keys - j);
     const __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, s + j), peak);
     const __m512 e = _mm512_maskz_mov_ps(lanes, exp_nonpositive(x));
     _mm512_mask_storeu_ps(s + j, lanes, e);
@@ -157,11 +157,12 @@ static void weighted_values(const uint16_t* p, int64_t p_row, const float* inver
   for (int r = 0; r < ROWS; ++r)
     for (int c = 0; c < VECTORS; ++c) sums[r][c] = _mm512_setzero_ps();
   // Lanes 2i, 2i+1 of the first: dimension i of key j and of key j+1; the second: i + 16.
-  alignas(64) uint16_t low_order[32], high_order[32];
-  for (int i = 0; i < 16; ++i) {
-    low_order[2 * i] = i, low_order[2 * i + 1] = 32 + i;
-    high_order[2 * i] = 16 + i, high_order[2 * i + 1] = 48 + i;
-  }
+  alignas(64) static constexpr uint16_t low_order[32] = {
+      0, 32, 1, 33, 2, 34, 3, 35, 4, 36, 5, 37, 6, 38, 7, 39,
+      8, 40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
+  alignas(64) static constexpr uint16_t high_order[32] = {
+      16, 48, 17, 49, 18, 50, 19, 51, 20, 52, 21, 53, 22, 54, 23, 55,
+      24, 56, 25, 57, 26, 58, 27, 59, 28, 60, 29, 61, 30, 62, 31, 63};
   const __m512i low = _mm512_load_si512(low_order), high = _mm512_load_si512(high_order);
   for (int64_t j = 0; j < keys; j += 2) {
     const bool pair = j + 1 < keys;  // the last key alone meets a zero row (and a zero weight)
@@ -187,12 +188,8 @@ static void weighted_values(const uint16_t* p, int64_t p_row, const float* inver
 
 // A row of fp32 probabilities as bf16 (rounded to nearest even), then a zero.
 static void to_bf16(const float* s, int64_t keys, uint16_t* p) {
-  int64_t j = 0;
-  for (; j + 16 <= keys; j += 16)
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + j),
-                        (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(s + j)));
-  if (j < keys) {
-    const __mmask16 lanes = (__mmask16)((1u << (keys - j)) - 1);
+  for (int64_t j = 0; j < keys; j += 16) {
+    const __mmask16 lanes = lanes_from(keys - j);
     _mm256_mask_storeu_epi16(p + j, lanes, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(lanes, s + j)));
   }
   p[keys] = 0;
