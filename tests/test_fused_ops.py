@@ -1,5 +1,6 @@
-"""Llama norms, the MLP activation and the greedy argmax as one C++ call each: the same
-values as transformers' and PyTorch's code, on any row count, chosen by measurement."""
+"""Llama norms, the MLP activation, the rotary embedding and the greedy argmax as one C++
+call each: the same values as transformers' and PyTorch's code, on any row count, chosen by
+measurement."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers.models.llama.modeling_llama import LlamaRMSNorm
+from transformers import LlamaConfig
+from transformers.models.llama import modeling_llama
+from transformers.models.llama.modeling_llama import LlamaRMSNorm, LlamaRotaryEmbedding
 
 from spec_bench.engine.verify import greedy_tokens
 from spec_bench.models import fused_ops
@@ -50,6 +53,30 @@ def test_the_activation_is_silu_times_up_as_pytorch_rounds_it(rows, width):
 
 
 @needs_kernel
+@pytest.mark.parametrize(
+    "tokens,heads,head_size,batch", [(1, 9, 64, 1), (16, 3, 64, 1), (5, 4, 128, 2), (7, 2, 40, 1)]
+)
+def test_the_rotation_is_transformers_rotary_embedding_bit_for_bit(tokens, heads, head_size, batch):
+    """On q and k as the attention gets them: head views of one fused projection's output."""
+    torch.manual_seed(tokens)
+    config = LlamaConfig(hidden_size=heads * head_size, num_attention_heads=heads, head_dim=head_size)
+    rotary = LlamaRotaryEmbedding(config)
+    width = heads * head_size
+    projected = (3 * torch.randn(batch, tokens, 3 * width)).to(BF16)
+    q, k = (
+        projected[..., i * width : (i + 1) * width].view(batch, tokens, heads, head_size).transpose(1, 2)
+        for i in (0, 1)
+    )
+    positions = torch.arange(300, 300 + tokens).expand(batch, tokens)
+    with torch.inference_mode():
+        cos, sin = rotary(projected, positions)
+        ours = fused_ops._load().rotary(q, k, cos, sin)
+        theirs = modeling_llama.apply_rotary_pos_emb(q, k, cos, sin)  # unmarked: transformers' own
+    for mine, its in zip(ours, theirs, strict=True):
+        assert torch.equal(mine, its) and mine.transpose(1, 2).is_contiguous()  # stored [B, T, H, D]
+
+
+@needs_kernel
 def test_the_argmax_is_torchs_first_of_equal_maxima():
     torch.manual_seed(0)
     logits = torch.randn(1, 16, 49152).to(BF16)
@@ -65,21 +92,37 @@ def test_the_argmax_is_torchs_first_of_equal_maxima():
 
 
 @needs_kernel
-def test_the_embedded_model_runs_its_norms_and_mlps_on_ours_with_equal_tokens(bf16_target):
+def test_the_embedded_model_runs_its_norms_mlps_and_rotations_on_ours_with_equal_tokens(
+    bf16_target, monkeypatch
+):
     model = bf16_target.model
     before = "fused-ops" in bf16_target.kernels
     ids = torch.tensor([bf16_target.encode("The capital of France is Paris. The capital of Italy is")])
+    extension, rotations = fused_ops._load(), []
+
+    class Counting:  # the extension, counting its rotary calls
+        def __getattr__(self, name):
+            return getattr(extension, name)
+
+        def rotary(self, *args):
+            rotations.append(args[0].shape)
+            return extension.rotary(*args)
+
+    monkeypatch.setattr(fused_ops, "_load", Counting)
     try:
         with torch.inference_mode():
             routed = fused_ops.use(model, True)
             ours = model(input_ids=ids).logits.float()
+            routed_rotations = len(rotations)
             fused_ops.use(model, False)
             assert not any("forward" in vars(module) for module, _ in fused_ops._targets(model))
             theirs = model(input_ids=ids).logits.float()
     finally:
         fused_ops.use(model, before)
     config = model.config
-    assert routed == 2 * config.num_hidden_layers + 1 + config.num_hidden_layers  # norms and MLPs
+    # Norms, MLPs and the one rotary embedding; every layer's rotation on ours, and none after.
+    assert routed == 2 * config.num_hidden_layers + 1 + config.num_hidden_layers + 1
+    assert routed_rotations == len(rotations) == config.num_hidden_layers
     assert (ours - theirs).abs().max() < 0.05 * theirs.abs().max()
     top2 = theirs.topk(2, dim=-1).values
     clear = (top2[..., 0] - top2[..., 1]) > 0.5
