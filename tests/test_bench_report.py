@@ -165,3 +165,24 @@ def test_interleaved_order_changes_each_variants_neighbour_and_repeats_with_the_
         assert len(behind) > 1, f"{name} always ran behind {behind}"
     assert order_of_answers(0) == calls
     assert order_of_answers(1) != calls
+
+
+def test_the_verification_ratio_is_shown_beside_the_ratio_of_its_bounds():
+    """t(16) / t(1) <= 1.4 asks less than the hardware allows only while t(1) sits above its
+    bound: the bounds' own ratio (16 tokens' arithmetic over one token's reads) is reported."""
+    machine = {
+        "auto": {
+            "dtype": "bfloat16",
+            "sizes": [1, 16],
+            "seconds": [0.016, 0.024],
+            "lower_bound": [0.0045, 0.0108],
+        }
+    }
+    rows = {"ar": {"tokens_per_s": 50.0}, "generate": {"tokens_per_s": 20.0}}
+    checks = {
+        what: (value, met)
+        for what, value, _, met in report.targets({"variants": rows, "machine": {"dtypes": machine}}, {})
+    }
+    assert checks["t(16) / t(1)"] == (pytest.approx(1.5), False)
+    assert checks["t(16) / t(1) with both on their bounds"] == (pytest.approx(2.4), True)
+    assert checks["t(1) / bandwidth bound"][0] == pytest.approx(0.016 / 0.0045)
