@@ -183,6 +183,22 @@ def test_a_nested_budget_is_valued_by_what_it_adds_in_the_steps_that_drafted_it(
     assert plain.expected_tokens(8) == pytest.approx(plain.tokens[8])
 
 
+def test_a_budget_cut_short_counts_for_the_candidate_below_as_that_candidates_tree():
+    """At the token limit a budget of 8 is cut to 6: the candidate below (4) is credited with
+    what its own 4 nodes accepted (node 5 lies outside them), never the 6-node tree's tokens;
+    a windowed drafter's cut step, whose smaller tree is a different one, is not credited."""
+    nested = policy(nested=True)
+    nested.record(6, 6, 2, [0, 5])
+    assert nested.observed[4] == 1 and nested.tokens[4] == pytest.approx(2.0)  # root + node 0
+    assert nested.seconds[4] == pytest.approx(CPU_LIKE.latency(5))
+    assert nested.observed[8] == 0
+    windowed = policy()
+    windowed.record(6, 6, 2, [0, 5])
+    assert windowed.observed[4] == 0
+    windowed.record(4, 4, 2, [0, 1])  # not cut: counted as before
+    assert windowed.observed[4] == 1 and windowed.tokens[4] == pytest.approx(3.0)
+
+
 def test_a_nested_drafter_takes_the_wider_budget_that_is_faster_by_any_margin():
     """Paired increments measure a wider budget in the same steps as the narrower one, so a
     nested drafter needs no margin against chance; a windowed one keeps it."""
@@ -302,8 +318,8 @@ def test_auto_budget_costs_only_what_was_proposed():
     for _ in range(64):
         auto.record(64, 0, 0)  # budget 64 offered, nothing proposed: a 1-token forward
     assert auto.seconds[64] == pytest.approx(CPU_LIKE.latency(1), rel=0.05)
-    auto.record(5, 5, 2)  # cut short by the token limit: counts for budget 4
-    assert auto.observed[4] == 1
+    auto.record(5, 5, 2)  # cut short by the token limit: another tree than budget 4's
+    assert auto.observed[4] == 0
 
 
 PROMPT = (

@@ -309,10 +309,16 @@ class AutoBudget:
     def record(
         self, budget: int, proposed: int, accepted_drafts: int, accepted_nodes: list[int] | None = None
     ) -> None:
-        # Budgets cut short (context window, token limit) count for the candidate below.
+        # A budget cut short (context window, token limit) counts for the candidate below, as
+        # what that candidate's tree would have made: known only for a nested drafter.
         bucket = max((b for b in self.candidates if b <= budget), default=0)
         if bucket == 0:
             return
+        if bucket < budget:
+            if not self.nested or accepted_nodes is None:
+                return
+            accepted_drafts = min(_accepted_within(accepted_nodes, bucket), accepted_drafts)
+            proposed = min(proposed, bucket)
         self._observe(bucket, 1 + accepted_drafts, self.curve.latency(1 + proposed))
         if not self.nested or accepted_nodes is None:
             return
@@ -320,10 +326,7 @@ class AutoBudget:
         for smaller in self.drafting:
             if smaller >= bucket:
                 break
-            # Nodes are numbered parents first, so the path's first node numbered >= smaller
-            # ends what a tree of the first ``smaller`` nodes would have accepted.
-            kept = next((i for i, node in enumerate(accepted_nodes) if node >= smaller), len(accepted_nodes))
-            gained[smaller] = 1 + min(kept, accepted_drafts)
+            gained[smaller] = 1 + min(_accepted_within(accepted_nodes, smaller), accepted_drafts)
             self._observe(smaller, gained[smaller], self.curve.latency(1 + min(smaller, proposed)))
         for below, larger in zip(self.drafting, self.drafting[1:]):
             if larger > bucket:
@@ -350,6 +353,12 @@ class AutoBudget:
             }
             for b in self.candidates
         }
+
+
+def _accepted_within(accepted_nodes: list[int], nodes: int) -> int:
+    """Drafts a tree of its first ``nodes`` nodes would have accepted: nodes are numbered parents
+    first, so the accepted path's first node numbered ``nodes`` or more ends that tree's path."""
+    return next((i for i, node in enumerate(accepted_nodes) if node >= nodes), len(accepted_nodes))
 
 
 def drafter_candidates(drafter, max_budget: int) -> list[int]:
