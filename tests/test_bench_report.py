@@ -30,6 +30,18 @@ def test_auto_is_compared_with_the_fastest_fixed_budget_with_an_interval_over_pr
     assert not verdict["settled_at_ar_while_a_budget_works"]
 
 
+def test_the_table_shows_whether_auto_did_the_best_fixed_budgets_work():
+    rows = {
+        "tr@auto": {**row(20.0, 1.25, [3.2, 3.3]), "mean_verified": 4.38},
+        "tr@8": {**row(20.2, 1.25, [3.1, 3.3]), "mean_verified": 4.38},
+        "tr@16": {**row(17.0, 1.35, [3.7, 3.8]), "mean_verified": 9.9},
+    }
+    text = "\n".join(report.auto_lines(auto_against_fixed(rows, ["tr"])))
+    assert "| `tr@8` | 20.20 | 1.25 | 4.38 / 4.38 | 0.990 |" in text
+    no_counts = {name: {k: v for k, v in r.items() if k != "mean_verified"} for name, r in rows.items()}
+    assert "| 1.25 | - | 0.990 |" in "\n".join(report.auto_lines(auto_against_fixed(no_counts, ["tr"])))
+
+
 def test_auto_at_mat_one_is_flagged_where_a_fixed_budget_drafts_at_nearly_its_speed():
     rows = {
         "lookahead@auto": row(20.0, 1.01, [3.0, 3.0]),

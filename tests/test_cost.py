@@ -129,17 +129,14 @@ def test_candidates_are_powers_of_two_and_the_published_budget_from_the_smallest
 def test_candidates_aligned_to_the_curve_fill_its_forwards_exactly():
     # Root plus budget = a measured size: the policy prices what it verifies without
     # interpolating, and kernels working in groups of rows are cheapest there.
-    sizes = [1, 2, 4, 8, 16, 32, 64, 128]
-    assert candidate_budgets(64, forward_sizes=sizes) == [0, 1, 3, 7, 15, 31, 63]
-    assert candidate_budgets(128, paper_budget=10, forward_sizes=sizes) == [0, 1, 3, 7, 10, 15, 31, 63, 127]
+    sizes = [1, 2, 3, 4, 5, 8, 9, 16, 17, 32, 33, 64, 65]
+    assert candidate_budgets(64, forward_sizes=sizes) == [0, 1, 2, 3, 4, 7, 8, 15, 16, 31, 32, 63, 64]
+    assert candidate_budgets(32, paper_budget=10, forward_sizes=sizes)[5:] == [7, 8, 10, 15, 16, 31, 32]
     # The floor is a candidate itself: the aligned budget above it may cost far more.
-    assert candidate_budgets(64, paper_budget=80, min_budget=8, allow_ar=False, forward_sizes=sizes) == [
-        8,
-        15,
-        31,
-        63,
-    ]
-    assert candidate_budgets(64, min_budget=7, allow_ar=False, forward_sizes=sizes) == [7, 15, 31, 63]
+    powers = [1, 2, 4, 8, 16, 32, 64]
+    assert candidate_budgets(64, 80, min_budget=6, allow_ar=False, forward_sizes=powers) == [6, 7, 15, 31, 63]
+    windowed = candidate_budgets(64, min_budget=7, allow_ar=False, forward_sizes=sizes)
+    assert windowed == [7, 8, 15, 16, 31, 32, 63, 64]
 
 
 @pytest.mark.parametrize("kind", ["per budget", "nested"])

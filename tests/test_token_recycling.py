@@ -71,16 +71,17 @@ def test_neither_ar_steps_nor_budgets_training_fewer_rows_than_trs_first_level_a
     # nodes (k = 8 children of the root) trains fewer than k rows, a cost the automatic
     # budget cannot see in the step that pays it, so such budgets are not offered.
     assert TokenRecycling(topk=2, template=TEMPLATE).min_room == 1
-    sizes = [1, 2, 4, 8, 16, 32, 64, 128]
+    sizes = [1, 2, 3, 4, 5, 8, 9, 16, 17, 32, 33, 64, 65, 128, 129]
     for name in ("token_recycling", "suffix_tr", "hd_tr"):
         drafter = drafter_from_config(name)
         assert drafter.min_budget == 7, name
         # No AR steps either: an AR step trains one row.
         assert drafter_candidates(drafter, 64)[:2] == [8, 16]
-        assert drafter_candidates(drafter, 64, sizes)[:2] == [7, 15]
+        assert drafter_candidates(drafter, 64, sizes)[:3] == [7, 8, 15]
     assert drafter_from_config("suffix").min_budget == 1
     assert drafter_candidates(drafter_from_config("suffix"), 64)[:3] == [0, 1, 2]
-    assert drafter_candidates(drafter_from_config("suffix"), 128, sizes) == [0, 1, 3, 7, 15, 16, 31, 63, 127]
+    suffix = drafter_candidates(drafter_from_config("suffix"), 32, sizes)
+    assert suffix == [0, 1, 2, 3, 4, 7, 8, 15, 16, 31, 32]
     assert drafter_from_config("hd").min_budget == 1
 
 

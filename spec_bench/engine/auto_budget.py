@@ -14,7 +14,7 @@ PLD, REST and Lookahead is 1.6 to 1.8). ``b = 0`` is an AR step, known exactly.
 
 Measuring methods, not the policy (what the first version got wrong):
 - Candidates are the budgets that fill a forward the cost curve measures exactly (``size -
-  1``: 1, 3, 7, 15, ... for its powers of two; see ``candidate_budgets``) up to
+  1``: 1, 2, 3, 4, 7, 8, 15, 16, ... for its sizes; see ``candidate_budgets``) up to
   ``max_budget``, the drafter's published budget, and the smallest that lets the drafter
   work (``drafter.min_budget``: a Jacobi window needs room for two columns and a draft;
   below that it never fills its pool. Token Recycling needs as many rows learned a step as
@@ -126,11 +126,12 @@ def candidate_budgets(
     given the sizes the cost curve measures (tokens a forward, the root included), the
     budgets that fill one of those forwards exactly (``size - 1``).
 
-    Aligned budgets are what the curve prices without interpolating, and on hardware whose
-    kernels work in groups of rows they are the cheap ones: on the 2-core EPYC (bf16, rows in
-    passes of up to 8) a forward of 9 tokens (budget 8) cost 20.2 ms against 18.1 for 8 tokens
-    (budget 7); Token Recycling at a fixed 7 ran 1.11x as fast as at 8 (MAT 1.241 against
-    1.250) on ``make bench``'s prompts, HD+TR 1.12x."""
+    Such budgets are what the curve prices without interpolating, and its sizes hold both
+    sides of where kernels working in groups of rows get dearer: on the 2-core EPYC (bf16,
+    rows in passes of up to 8) a forward of 9 tokens (budget 8) cost 20.2 ms against 18.1 for
+    8 tokens (budget 7). Which side pays depends on the drafter: on ``make bench``'s prompts
+    Token Recycling at a fixed 7 ran 1.04x as fast as at 8 (MAT 1.250 at both), HD at 7 reached
+    MAT 1.25 against 1.35 at 8 (its window's room), so both are candidates."""
     if forward_sizes is None:
         budgets = {1 << k for k in range(max_budget.bit_length()) if 1 << k <= max_budget}
     else:

@@ -28,7 +28,8 @@ from spec_bench.models.loading import device_label, setup_key
 
 log = logging.getLogger(__name__)
 
-SIZES = (1, 2, 4, 8, 16, 32, 64, 128)  # tokens per forward, root included
+# Tokens per forward, root included: powers of two and one past each (see conf/config.yaml).
+SIZES = (1, 2, 3, 4, 5, 8, 9, 16, 17, 32, 33, 64, 65, 128, 129)
 PREFIX_LENGTH = 300  # cached tokens before the tree: about a Spec-Bench prompt
 REPEATS = 5  # 3 left a size's median to two slowed rounds on a noisy day (1 token: 22.5 ms, 4: 18.3)
 # Forwards of one size timed in a row: the automatic budget holds a choice for a block of
