@@ -128,10 +128,11 @@ def candidate_budgets(
 
     Such budgets are what the curve prices without interpolating, and its sizes hold both
     sides of where kernels working in groups of rows get dearer: on the 2-core EPYC (bf16,
-    rows in passes of up to 8) a forward of 9 tokens (budget 8) cost 20.2 ms against 18.1 for
-    8 tokens (budget 7). Which side pays depends on the drafter: on ``make bench``'s prompts
-    Token Recycling at a fixed 7 ran 1.04x as fast as at 8 (MAT 1.250 at both), HD at 7 reached
-    MAT 1.25 against 1.35 at 8 (its window's room), so both are candidates."""
+    rows in passes of up to 8) a forward of 9 tokens (budget 8) cost 17.4 ms against 16.0 for
+    8 tokens (budget 7), 65 tokens 88 against 63 for 64. Which side pays depends on the
+    drafter: on ``make bench``'s prompts Token Recycling at a fixed 7 ran 1.04x as fast as at
+    8 (MAT 1.250 at both), HD at 7 reached MAT 1.25 against 1.35 at 8 (its window's room), so
+    both are candidates."""
     if forward_sizes is None:
         budgets = {1 << k for k in range(max_budget.bit_length()) if 1 << k <= max_budget}
     else:
