@@ -260,6 +260,32 @@ def test_a_nested_drafter_takes_the_widest_of_equally_fast_budgets():
     assert chosen == {True: 8, False: 1}
 
 
+def test_a_nested_drafter_takes_the_widest_budget_within_the_curves_resolution():
+    """PLD before its first match: one node proposed in most steps, eight in a few, none
+    accepted. The wider budgets' mean cost holds the eight-node steps, so they come out a hair
+    slower than budget 1; within 1% they are equally fast and the widest is kept, ready for
+    the next match. Where the drafter fills them more often they are clearly slower, and not."""
+    chosen = {}
+    for every in (32, 4):
+        auto = AutoBudget(CPU_LIKE, candidate_budgets(8), nested=True)
+        for step in range(32):
+            auto.record(8, 8 if step % every == 0 else 1, 0, [])
+        rates = {b: auto.rate(b) for b in auto.drafting}
+        assert rates[8] < rates[1]
+        chosen[every] = (auto.fastest_drafting(), rates[1] <= rates[8] * 1.01)
+    assert chosen == {32: (8, True), 4: (2, False)}
+
+
+def test_a_nested_policy_shadows_the_widest_budget_worth_trying_measuring_all_between():
+    auto = AutoBudget(CPU_LIKE, candidate_budgets(64), nested=True, explore_every=1, block=1)
+    while not auto.exploring:
+        budget = auto.choose()
+        auto.record(budget, budget, min(budget, 1), list(range(min(budget, 1))))
+    wider = [b for b in auto.explorable(auto.current) if b > auto.current]
+    assert len(wider) > 1 and auto.exploring == max(wider) == auto.shadow_budget()
+    assert all(auto.tried_at[b] == auto.steps for b in wider)
+
+
 def test_a_nested_policy_explores_larger_budgets_by_shadow_and_verifies_only_its_best():
     """Three drafts accepted at most: 4 nodes pay best. The nested policy learns what 8 to 64
     would gain from proposals drafted beside its steps, never verified; the other one must

@@ -26,7 +26,8 @@ Measuring methods, not the policy (what the first version got wrong):
 - Delayed payoff: a choice is held for ``block`` steps, so what a window harvests in one step
   and drafts in the next is credited to the budget that paid for it.
 - Exploration is not local: every ``explore_every`` steps one other candidate is tried for a
-  block, however far it is from the current choice (the one tried longest ago), so a drafter
+  block, however far it is from the current choice (the one tried longest ago; for a nested
+  drafter the widest worth trying, whose shadow measures every budget below it), so a drafter
   judged at a bad moment is judged again. Each try that leaves the choice as it was doubles
   the gap to the next (up to 8 times), so a settled policy spends a few percent of its steps
   exploring. Only candidates whose estimate is at least ``explore_floor`` (half) of the best's
@@ -112,6 +113,7 @@ from __future__ import annotations
 from spec_bench.engine.cost import LatencyCurve
 
 MAX_GAP_FACTOR = 8  # a settled policy still explores every 8 x explore_every steps
+NESTED_TIE = 0.01  # rates this close are equal: the cost curve's medians repeat within ~1%
 
 
 def candidate_budgets(
@@ -271,10 +273,15 @@ class AutoBudget:
         it costs nothing more, and each of its steps measures every narrower budget. (Taking
         the narrowest, the suffix tree verified 1 or 2 nodes in 82 of 305 steps, mostly early
         in an answer, before any budget had shown a gain; its proposals, a node or two a
-        step, cost no more at 16 nodes.)"""
+        step, cost no more at 16 nodes.) Equal within ``NESTED_TIE``, the cost curve's own
+        resolution: with no drafts accepted yet, a wider budget's mean cost holds the steps
+        where the drafter filled it (PLD's 10-token matches, rejected), so it came out a
+        fraction of a percent below budget 1, and PLD verified 1 node in 165 of 277 steps at
+        MAT 1.17 where a fixed 8 reached 1.24."""
         rates = {b: self.rate(b) for b in self.drafting}
         top = max(rates.values())
-        fast = [b for b, rate in rates.items() if rate * (1 + self.wider_margin) >= top]
+        margin = NESTED_TIE if self.nested else self.wider_margin
+        fast = [b for b, rate in rates.items() if rate * (1 + margin) >= top]
         return max(fast) if self.nested else min(fast)
 
     def best(self) -> int:
@@ -310,12 +317,19 @@ class AutoBudget:
             others = self.explorable(best)
             if self.nested:  # every step of ``best`` measures the smaller budgets
                 others = [b for b in others if b > best]
-            if others:
+            if self.nested and others:
+                # The widest: its shadow measures every budget between ``best`` and it in the
+                # same steps. (Taking the one tried longest ago, PLD sat at budget 1 for most
+                # of an answer on increments of 0 measured in its first four steps, its wider
+                # budgets each re-measured once in 8-64 steps; see the module's notes.)
+                self.exploring = max(others)
+                for budget in others:
+                    self.tried_at[budget] = self.steps
+            elif others:
                 # The one tried longest ago; among equals the more promising.
                 self.exploring = min(others, key=lambda b: (self.tried_at[b], -self.rate(b)))
                 self.tried_at[self.exploring] = self.steps
-                if not self.nested:
-                    choice = self.exploring
+                choice = self.exploring
         self.current, self.held = choice, self.block - 1
         return choice
 
