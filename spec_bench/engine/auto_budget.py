@@ -276,7 +276,7 @@ class AutoBudget:
         step, cost no more at 16 nodes.) Equal within ``NESTED_TIE``, the cost curve's own
         resolution: with no drafts accepted yet, a wider budget's mean cost holds the steps
         where the drafter filled it (PLD's 10-token matches, rejected), so it came out a
-        fraction of a percent below budget 1, and PLD verified 1 node in 165 of 277 steps at
+        fraction of a percent below budget 1, and PLD verified 1 node in 165 of 300 steps at
         MAT 1.17 where a fixed 8 reached 1.24."""
         rates = {b: self.rate(b) for b in self.drafting}
         top = max(rates.values())
