@@ -323,8 +323,6 @@ class AutoBudget:
                 # of an answer on increments of 0 measured in its first four steps, its wider
                 # budgets each re-measured once in 8-64 steps; see the module's notes.)
                 self.exploring = max(others)
-                for budget in others:
-                    self.tried_at[budget] = self.steps
             elif others:
                 # The one tried longest ago; among equals the more promising.
                 self.exploring = min(others, key=lambda b: (self.tried_at[b], -self.rate(b)))
