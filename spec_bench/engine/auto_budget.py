@@ -241,7 +241,7 @@ class AutoBudget:
         its breadth, a chain's from its length. Valued so, HD's untried 1 to 4 nodes looked as
         good as its 31 measured (the chain saturates after a few drafts), the narrowest of
         budgets within ``wider_margin`` won, and on an H100, where 128 tokens cost what one
-        does, HD at auto verified 1 to 4 nodes in 272 of 326 steps (MAT 1.18) where a fixed
+        does, HD at auto verified 1 to 4 nodes in 272 of about 296 steps (MAT 1.18) where a fixed
         55 reached MAT 1.58."""
         if self.observed[budget] or budget == 0:
             return self.measured_tokens(budget)
