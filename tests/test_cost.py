@@ -285,9 +285,9 @@ def test_an_untried_budget_between_measured_ones_is_valued_between_them_not_by_t
     narrower untried budget as high as the wide one; between two measured budgets the estimate
     is interpolated in log budget, narrower than all of them the chain fitted to the nearest."""
     auto = AutoBudget(FLAT, candidate_budgets(64, allow_ar=False))
-    for _ in range(4):
-        auto.record(4, 4, 1 if _ == 0 else 0)  # 1.25 tokens a step
-        auto.record(32, 32, 1 if _ < 2 else 0)  # 1.5
+    for step in range(4):
+        auto.record(4, 4, 1 if step == 0 else 0)  # 1.25 tokens a step
+        auto.record(32, 32, 1 if step < 2 else 0)  # 1.5
     assert auto.expected_tokens(8) == pytest.approx(1.25 + 0.25 / 3)  # a third of the way, in log
     assert auto.expected_tokens(16) == pytest.approx(1.25 + 0.25 * 2 / 3)
     assert 1.0 < auto.expected_tokens(2) < auto.expected_tokens(4)  # the chain fitted to 4

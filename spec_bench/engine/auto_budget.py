@@ -238,11 +238,11 @@ class AutoBudget:
         (before any observation, the prior itself).
 
         A chain fitted to a wide tree overrates a narrow one: a tree's acceptance comes from
-        its breadth, a chain's from its length. Valued so, HD's untried 1 to 4 nodes looked as
-        good as its 31 measured (the chain saturates after a few drafts), the narrowest of
-        budgets within ``wider_margin`` won, and on an H100, where 128 tokens cost what one
-        does, HD at auto verified 1 to 4 nodes in 272 of about 296 steps (MAT 1.18) where a fixed
-        55 reached MAT 1.58."""
+        its breadth, a chain's from its length, and a chain saturates after a few drafts. On a
+        flat curve (an H100, where 128 tokens cost what one does), with acceptance shaped like
+        HD's there, a measured 31 nodes made an untried 2 look nearly as good, and the
+        narrowest of budgets within ``wider_margin`` won; on the H100 itself HD at auto verified
+        1 to 4 nodes in 272 of about 296 steps (MAT 1.18) where a fixed 55 reached MAT 1.58."""
         if self.observed[budget] or budget == 0:
             return self.measured_tokens(budget)
         observed = [b for b in self.drafting if self.observed[b]]
