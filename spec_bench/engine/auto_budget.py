@@ -117,7 +117,7 @@ import math
 from spec_bench.engine.cost import LatencyCurve
 
 MAX_GAP_FACTOR = 8  # a settled policy still explores every 8 x explore_every steps
-NESTED_TIE = 0.01  # rates this close are equal: the cost curve's medians repeat within ~1%
+RATE_TIE = 0.01  # rates this close are equal: the cost curve's medians repeat within ~1%
 
 
 def candidate_budgets(
@@ -297,16 +297,19 @@ class AutoBudget:
         it costs nothing more, and each of its steps measures every narrower budget. (Taking
         the narrowest, the suffix tree verified 1 or 2 nodes in 82 of 305 steps, mostly early
         in an answer, before any budget had shown a gain; its proposals, a node or two a
-        step, cost no more at 16 nodes.) Equal within ``NESTED_TIE``, the cost curve's own
+        step, cost no more at 16 nodes.) Equal within ``RATE_TIE``, the cost curve's own
         resolution: with no drafts accepted yet, a wider budget's mean cost holds the steps
         where the drafter filled it (PLD's 10-token matches, rejected), so it came out a
         fraction of a percent below budget 1, and PLD verified 1 node in 165 of 300 steps at
         MAT 1.17 where a fixed 8 reached 1.24."""
-        rates = {b: self.rate(b) for b in self.drafting}
-        top = max(rates.values())
-        margin = NESTED_TIE if self.nested else self.wider_margin
-        fast = [b for b, rate in rates.items() if rate * (1 + margin) >= top]
+        fast = self._near_fastest(self.drafting, RATE_TIE if self.nested else self.wider_margin)
         return max(fast) if self.nested else min(fast)
+
+    def _near_fastest(self, budgets: list[int], margin: float) -> list[int]:
+        """The ``budgets`` whose estimated rate is within ``margin`` of the fastest of them."""
+        rates = {b: self.rate(b) for b in budgets}
+        top = max(rates.values())
+        return [b for b, rate in rates.items() if rate * (1 + margin) >= top]
 
     def best(self) -> int:
         """The fastest drafting budget if it beats AR steps (or AR steps are off); else the
@@ -349,14 +352,13 @@ class AutoBudget:
                 self.exploring = max(others)
             elif others:
                 # The one tried longest ago; among equals the more promising, and among those
-                # equally promising (within ``NESTED_TIE``) the widest, whose measure bounds
+                # equally promising (within ``RATE_TIE``) the widest, whose measure bounds
                 # every untried budget below it (see ``expected_tokens``). Where the forward
                 # costs the same at any size (a GPU), every untried budget is equally promising,
                 # and taking the first of them, HD explored 2, 3, then 7 nodes.
                 oldest = min(self.tried_at[b] for b in others)
                 untried = [b for b in others if self.tried_at[b] == oldest]
-                top = max(self.rate(b) for b in untried)
-                self.exploring = max(b for b in untried if self.rate(b) * (1 + NESTED_TIE) >= top)
+                self.exploring = max(self._near_fastest(untried, RATE_TIE))
                 self.tried_at[self.exploring] = self.steps
                 choice = self.exploring
         self.current, self.held = choice, self.block - 1
