@@ -10,7 +10,11 @@ and how the automatic budget compares with every fixed one, in one process on on
    and with a static cache and compiled forward), every drafter at the automatic budget and
    at fixed budgets, its published one included, and our AR and two drafters again on a
    compiled forward (``engine.compile``; compile time reported apart).
-3. AR timed in its own run against AR timed beside each question: the spread of the overall
+3. Each drafter's automatic budget again beside the fixed budget fastest in step 2, the two
+   answering each prompt back to back, over fresh rounds; and AR beside a second copy of
+   itself, the same work twice, which shows how far apart this machine times identical work
+   (``confirm_pairs``).
+4. AR timed in its own run against AR timed beside each question: the spread of the overall
    speedup over repeats of one grid (``benchmarks.timing_modes``).
 
 Writes ``<out>/<machine>/<date>.md`` and a JSON twin; the markdown says which of the targets
@@ -31,7 +35,7 @@ import torch
 from omegaconf import OmegaConf
 
 from benchmarks import one_token_budget, roofline, timing_modes
-from benchmarks.report import markdown
+from benchmarks.report import AA_COPY, auto_against_fixed, markdown
 from benchmarks.variants import (
     PROMPT_LOOKUP_TOKENS,
     engine_variant,
@@ -73,6 +77,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup-tokens", type=int, default=8)
     parser.add_argument(
         "--rounds", type=int, default=2, help="answers per variant and prompt; the fastest is kept"
+    )
+    parser.add_argument(
+        "--confirm-rounds",
+        type=int,
+        default=3,
+        help="rounds re-timing each drafter's auto beside its best fixed budget (0: skip)",
     )
     parser.add_argument(
         "--timing-repeats", type=int, default=3, help="repeats of the timing-modes grid (0: skip)"
@@ -181,6 +191,41 @@ def build_variants(cfg, targets: dict, drafters: list[str], budgets: list[int], 
     return variants
 
 
+def build_pairs(cfg, target, best_fixed: dict[str, str]) -> list:
+    """AR twice, and per drafter its automatic budget beside its best fixed budget (named as
+    in the grid: ``pld@8``, ``rest@paper=64``), each pair a group answering a prompt back to
+    back."""
+    variants = [
+        engine_variant(name, target, NoDrafter(), FixedBudget(0), group="ar") for name in ("ar", AA_COPY)
+    ]
+    for drafter, label in best_fixed.items():
+        auto = fresh_drafter(cfg, drafter, target)
+        variants.append(
+            engine_variant(f"{drafter}@auto", target, auto, auto_budget(cfg, target, auto), group=drafter)
+        )
+        budget = int(label.split("@", 1)[1].rsplit("=", 1)[-1])
+        fixed = fresh_drafter(cfg, drafter, target)
+        variants.append(engine_variant(label, target, fixed, FixedBudget(budget), group=drafter))
+    return variants
+
+
+def confirm_pairs(cfg, target, rows: dict, drafters: list[str], prompts, args) -> dict:
+    """Auto against the best fixed budget, timed afresh: the grid chose that budget as the
+    fastest of several noisy timings, which favours it by chance (the winner's curse), and
+    timed it minutes apart from auto. Here the choice is fixed before the timing, and the two
+    answer each prompt back to back."""
+    best_fixed = {d: row["best_fixed"] for d, row in auto_against_fixed(rows, drafters).items()}
+    outcomes, _ = run_interleaved(
+        lambda: build_pairs(cfg, target, best_fixed),
+        prompts,
+        args.max_new_tokens,
+        args.warmup_tokens,
+        rounds=args.confirm_rounds,
+        seed=1,
+    )
+    return {"rounds": args.confirm_rounds, "best_fixed": best_fixed, "variants": summarise(outcomes)}
+
+
 def stage(started: float, message: str) -> None:
     """One progress line on stderr: the bench spends minutes loading, measuring and compiling
     before its first answer, and a step stopped at a time limit should say where it was."""
@@ -243,6 +288,10 @@ def main(argv: list[str] | None = None) -> int:
         rounds=args.rounds,
     )
     rows = summarise(outcomes)
+    pairs = {}
+    if args.confirm_rounds:
+        stage(started, "re-timing auto beside each drafter's best fixed budget, in pairs")
+        pairs = confirm_pairs(cfg, targets["auto"], rows, drafters, prompts, args)
     timing = {}
     if args.timing_repeats:
         grid = [
@@ -271,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         "auto_budget_state": {
             v.name: v.policy.summary() for v in rounds_variants[-1] if v.name.endswith("@auto")
         },
+        "pairs": pairs,
         "timing_modes": timing,
         "total_seconds": time.perf_counter() - started,
     }

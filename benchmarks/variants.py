@@ -31,10 +31,12 @@ class Outcome:
 
 
 class Variant:
-    """One way of decoding: ``run(prompt_ids, max_new_tokens) -> Outcome``, timed from outside."""
+    """One way of decoding: ``run(prompt_ids, max_new_tokens) -> Outcome``, timed from outside.
+    Variants of one ``group`` answer each prompt back to back (see ``run_interleaved``)."""
 
-    def __init__(self, name: str, target, run, policy=None) -> None:
+    def __init__(self, name: str, target, run, policy=None, group: str | None = None) -> None:
         self.name, self.target, self._run, self.policy = name, target, run, policy
+        self.group = group
 
     def __call__(self, prompt_ids: list[int], max_new_tokens: int) -> Outcome:
         with gc_paused():  # transformers' generate as our engine: no collector pass timed
@@ -51,7 +53,7 @@ def _sync(target) -> None:
         torch.cuda.synchronize(target.device)
 
 
-def engine_variant(name: str, target, drafter, policy) -> Variant:
+def engine_variant(name: str, target, drafter, policy, group: str | None = None) -> Variant:
     engine = Engine(target, 0.0, policy)
 
     def run(prompt_ids, max_new_tokens):
@@ -65,7 +67,7 @@ def engine_variant(name: str, target, drafter, policy) -> Variant:
             phase_times=generation.phase_times,
         )
 
-    return Variant(name, target, run, policy)
+    return Variant(name, target, run, policy, group)
 
 
 def generate_variant(name: str, target, **kwargs) -> Variant:
@@ -112,7 +114,12 @@ def run_interleaved(
     variant alike. Fresh, because Token Recycling and the suffix trees learn from every
     answer: reused, they would meet each prompt a second time having seen its answer.
     Decoding is deterministic (the automatic budget too), so every round decodes the same
-    tokens; a difference is reported on stderr."""
+    tokens; a difference is reported on stderr.
+
+    Variants given a ``group`` answer each prompt one right after another (groups in a
+    shuffled order, and members shuffled within): two variants compared with each other then
+    meet the same moment of a shared machine, whose slow stretches last longer than an
+    answer."""
     order = random.Random(seed)
     warm_up: dict[str, float] = {}
     outcomes: dict[str, list[Outcome]] = {}
@@ -126,7 +133,7 @@ def run_interleaved(
             warm_up.setdefault(variant.name, seconds)  # the first round's: compiling is there
             print(f"warmed up {variant.name} in {seconds:.1f} s", file=sys.stderr, flush=True)
         for index, (label, prompt_ids) in enumerate(prompts):
-            for variant in order.sample(variants, len(variants)):
+            for variant in _shuffled(variants, order):
                 outcome = variant(prompt_ids, max_new_tokens)
                 kept = outcomes.setdefault(variant.name, [None] * len(prompts))
                 if kept[index] is not None and kept[index].tokens != outcome.tokens:
@@ -142,6 +149,17 @@ def run_interleaved(
                 file=sys.stderr,
             )
     return outcomes, warm_up
+
+
+def _shuffled(variants: list[Variant], order: random.Random) -> list[Variant]:
+    """``variants`` in a random order that keeps each group together."""
+    if all(variant.group is None for variant in variants):
+        return order.sample(variants, len(variants))
+    groups: dict[str, list[Variant]] = {}
+    for variant in variants:
+        groups.setdefault(variant.group or variant.name, []).append(variant)
+    shuffled = order.sample(list(groups.values()), len(groups))
+    return [variant for group in shuffled for variant in order.sample(group, len(group))]
 
 
 def rate(runs: list[Outcome]) -> float:

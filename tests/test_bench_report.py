@@ -198,3 +198,73 @@ def test_the_verification_ratio_is_shown_beside_the_ratio_of_its_bounds():
     assert checks["t(16) / t(1)"] == (pytest.approx(1.5), False)
     assert checks["t(16) / t(1) with both on their bounds"] == (pytest.approx(2.4), True)
     assert checks["t(1) / bandwidth bound"][0] == pytest.approx(0.016 / 0.0045)
+
+
+def test_variants_of_one_group_answer_each_prompt_back_to_back():
+    """Auto and its best fixed budget are re-timed as a pair: on every prompt one answers right
+    after the other, in either order, while the pairs' order changes between prompts."""
+    from types import SimpleNamespace
+
+    from benchmarks.variants import Outcome, Variant, run_interleaved
+
+    cpu = SimpleNamespace(device=SimpleNamespace(type="cpu"))
+    calls = []
+
+    def answer(name):
+        def run(prompt_ids, max_new_tokens):
+            if max_new_tokens == 4:
+                calls.append(name)
+            return Outcome(tokens=list(prompt_ids))
+
+        return run
+
+    groups = {"a1": "a", "a2": "a", "b1": "b", "b2": "b", "c1": "c", "c2": "c"}
+    prompts = [(f"p{i}", [i]) for i in range(8)]
+    run_interleaved(
+        lambda: [Variant(name, cpu, answer(name), group=group) for name, group in groups.items()],
+        prompts,
+        4,
+        2,
+    )
+    per_prompt = [calls[i : i + len(groups)] for i in range(0, len(calls), len(groups))]
+    for order in per_prompt:
+        assert sorted(order) == sorted(groups)
+        assert all(groups[order[i]] == groups[order[i + 1]] for i in (0, 2, 4)), order
+    assert len({tuple(groups[name] for name in order[::2]) for order in per_prompt}) > 1
+    assert len({order.index("a1") < order.index("a2") for order in per_prompt}) == 2
+
+
+def test_the_re_timed_pairs_give_a_ratio_per_drafter_and_for_ar_beside_itself():
+    pairs = {
+        "rounds": 3,
+        "best_fixed": {"pld": "pld@8", "rest": "rest@paper=64"},
+        "variants": {
+            "ar": row(50.0, 1.0, [1.30, 1.25]),
+            report.AA_COPY: row(49.0, 1.0, [1.32, 1.27]),
+            "pld@auto": row(60.0, 1.3, [1.05, 1.08]),
+            "pld@8": row(58.0, 1.3, [1.10, 1.11]),
+        },
+    }
+    verdicts = report.paired_verdicts(pairs)
+    assert set(verdicts) == {report.AA_COPY, "pld"}  # rest's pair is missing: no row
+    assert verdicts["pld"]["ratio"] == pytest.approx(60.0 / 58.0)
+    low, high = verdicts["pld"]["interval"]
+    assert 1.0 < low <= high  # faster on both prompts
+    assert verdicts[report.AA_COPY]["ratio"] == pytest.approx(50.0 / 49.0)
+    text = "\n".join(report.pair_lines(pairs, verdicts))
+    assert "| `pld@auto` | 60.00 | `pld@8` | 58.00 | 1.034 |" in text
+    assert "| `ar` | 50.00 | `ar#2` | 49.00 | 1.020 |" in text
+    auto = {
+        "pld": {"auto_over_best_fixed": 0.99, "auto_mat": 1.3, "settled_at_ar_while_a_budget_works": False}
+    }
+    machine = {"auto": {"dtype": "float32", "sizes": [1], "seconds": [0.02], "lower_bound": [0.01]}}
+    rows = {"ar": {"tokens_per_s": 50.0}, "generate": {"tokens_per_s": 20.0}}
+    checks = {
+        what: (value, met)
+        for what, value, _, met in report.targets(
+            {"variants": rows, "machine": {"dtypes": machine}}, auto, verdicts
+        )
+    }
+    assert checks["`pld`: auto / best fixed"] == (0.99, False)
+    assert checks["`pld`: auto / best fixed, re-timed in pairs"] == (pytest.approx(60.0 / 58.0), True)
+    assert checks["AR / AR again, identical work re-timed in pairs"][0] == pytest.approx(50.0 / 49.0)
