@@ -175,23 +175,31 @@ def build_variants(cfg, targets: dict, drafters: list[str], budgets: list[int], 
         )
         variants.append(static)
     for name in drafters:
-        auto = fresh_drafter(cfg, name, fast)
-        variants.append(engine_variant(f"{name}@auto", fast, auto, auto_budget(cfg, fast, auto)))
-        for budget in sorted({*budgets, auto.paper_budget}):
-            label = f"{name}@paper={budget}" if budget == auto.paper_budget else f"{name}@{budget}"
-            variants.append(engine_variant(label, fast, fresh_drafter(cfg, name, fast), FixedBudget(budget)))
+        auto = auto_variant(cfg, name, fast, f"{name}@auto")
+        variants.append(auto)
+        paper = auto.drafter.paper_budget
+        for budget in sorted({*budgets, paper}):
+            label = f"{name}@paper={budget}" if budget == paper else f"{name}@{budget}"
+            variants.append(fixed_variant(cfg, name, fast, label, budget))
     if "compiled" in targets:
         ours = targets["compiled"]
         variants.append(engine_variant("ar+compile", ours, NoDrafter(), FixedBudget(0)))
-        for name in compiled:
-            drafter = fresh_drafter(cfg, name, ours)
-            variants.append(
-                engine_variant(f"{name}+compile@auto", ours, drafter, auto_budget(cfg, ours, drafter))
-            )
+        variants += [auto_variant(cfg, name, ours, f"{name}+compile@auto") for name in compiled]
     return variants
 
 
-def build_pairs(cfg, target, best_fixed: dict[str, str]) -> list:
+def auto_variant(cfg, name: str, target, label: str, group: str | None = None):
+    """A fresh drafter ``name`` at the automatic budget."""
+    drafter = fresh_drafter(cfg, name, target)
+    return engine_variant(label, target, drafter, auto_budget(cfg, target, drafter), group)
+
+
+def fixed_variant(cfg, name: str, target, label: str, budget: int, group: str | None = None):
+    """A fresh drafter ``name`` at a fixed budget."""
+    return engine_variant(label, target, fresh_drafter(cfg, name, target), FixedBudget(budget), group)
+
+
+def build_pairs(cfg, target, best_fixed: dict[str, str], fixed_budgets: dict[str, int]) -> list:
     """AR twice, and per drafter its automatic budget beside its best fixed budget (named as
     in the grid: ``pld@8``, ``rest@paper=64``), each pair a group answering a prompt back to
     back."""
@@ -199,24 +207,22 @@ def build_pairs(cfg, target, best_fixed: dict[str, str]) -> list:
         engine_variant(name, target, NoDrafter(), FixedBudget(0), group="ar") for name in ("ar", AA_COPY)
     ]
     for drafter, label in best_fixed.items():
-        auto = fresh_drafter(cfg, drafter, target)
-        variants.append(
-            engine_variant(f"{drafter}@auto", target, auto, auto_budget(cfg, target, auto), group=drafter)
-        )
-        budget = int(label.split("@", 1)[1].rsplit("=", 1)[-1])
-        fixed = fresh_drafter(cfg, drafter, target)
-        variants.append(engine_variant(label, target, fixed, FixedBudget(budget), group=drafter))
+        variants.append(auto_variant(cfg, drafter, target, f"{drafter}@auto", group=drafter))
+        variants.append(fixed_variant(cfg, drafter, target, label, fixed_budgets[label], group=drafter))
     return variants
 
 
-def confirm_pairs(cfg, target, rows: dict, drafters: list[str], prompts, args) -> dict:
+def confirm_pairs(
+    cfg, target, rows: dict, fixed_budgets: dict[str, int], drafters: list[str], prompts, args
+) -> dict:
     """Auto against the best fixed budget, timed afresh: the grid chose that budget as the
     fastest of several noisy timings, which favours it by chance (the winner's curse), and
     timed it minutes apart from auto. Here the choice is fixed before the timing, and the two
-    answer each prompt back to back."""
+    answer each prompt back to back. ``fixed_budgets``: the grid's fixed variants' budgets,
+    by name."""
     best_fixed = {d: row["best_fixed"] for d, row in auto_against_fixed(rows, drafters).items()}
     outcomes, _ = run_interleaved(
-        lambda: build_pairs(cfg, target, best_fixed),
+        lambda: build_pairs(cfg, target, best_fixed, fixed_budgets),
         prompts,
         args.max_new_tokens,
         args.warmup_tokens,
@@ -291,7 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     pairs = {}
     if args.confirm_rounds:
         stage(started, "re-timing auto beside each drafter's best fixed budget, in pairs")
-        pairs = confirm_pairs(cfg, targets["auto"], rows, drafters, prompts, args)
+        fixed_budgets = {
+            v.name: v.policy.budget for v in rounds_variants[-1] if isinstance(v.policy, FixedBudget)
+        }
+        pairs = confirm_pairs(cfg, targets["auto"], rows, fixed_budgets, drafters, prompts, args)
     timing = {}
     if args.timing_repeats:
         grid = [

@@ -472,9 +472,10 @@ def targets(result: dict, auto: dict, paired: dict | None = None) -> list[tuple[
 def markdown(result: dict) -> str:
     rows = result["variants"]
     auto = auto_against_fixed(rows, result["drafters"])
-    paired = paired_verdicts(result.get("pairs") or {})
+    pairs = result.get("pairs") or {}
+    paired = paired_verdicts(pairs)
     lines = header(result) + machine_lines(result["machine"]) + decoding_lines(rows) + auto_lines(auto)
-    lines += pair_lines(result.get("pairs") or {}, paired)
+    lines += pair_lines(pairs, paired)
     lines += compile_lines(result)
     lines += timing_lines(result.get("timing_modes") or {})
     lines += ["", "## Targets", "", *table_head(["target", "this run", "goal", "met"], "lrll")]

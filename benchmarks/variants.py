@@ -31,12 +31,13 @@ class Outcome:
 
 
 class Variant:
-    """One way of decoding: ``run(prompt_ids, max_new_tokens) -> Outcome``, timed from outside.
-    Variants of one ``group`` answer each prompt back to back (see ``run_interleaved``)."""
+    """One way of decoding: ``run(prompt_ids, max_new_tokens) -> Outcome``, timed from outside;
+    for our engine, with the budget ``policy`` and ``drafter`` it decodes with. Variants of one
+    ``group`` answer each prompt back to back (see ``run_interleaved``)."""
 
-    def __init__(self, name: str, target, run, policy=None, group: str | None = None) -> None:
+    def __init__(self, name: str, target, run, policy=None, group: str | None = None, drafter=None) -> None:
         self.name, self.target, self._run, self.policy = name, target, run, policy
-        self.group = group
+        self.group, self.drafter = group, drafter
 
     def __call__(self, prompt_ids: list[int], max_new_tokens: int) -> Outcome:
         with gc_paused():  # transformers' generate as our engine: no collector pass timed
@@ -67,7 +68,7 @@ def engine_variant(name: str, target, drafter, policy, group: str | None = None)
             phase_times=generation.phase_times,
         )
 
-    return Variant(name, target, run, policy, group)
+    return Variant(name, target, run, policy, group, drafter)
 
 
 def generate_variant(name: str, target, **kwargs) -> Variant:
@@ -154,6 +155,8 @@ def run_interleaved(
 def _shuffled(variants: list[Variant], order: random.Random) -> list[Variant]:
     """``variants`` in a random order that keeps each group together."""
     if all(variant.group is None for variant in variants):
+        # One draw per prompt, as before groups existed: a seeded grid keeps the order of the
+        # runs filed before (one-variant groups would draw more and reorder them).
         return order.sample(variants, len(variants))
     groups: dict[str, list[Variant]] = {}
     for variant in variants:
