@@ -11,7 +11,7 @@ and how the automatic budget compares with every fixed one, in one process on on
    at fixed budgets, its published one included, and our AR and two drafters again on a
    compiled forward (``engine.compile``; compile time reported apart).
 3. Each drafter's automatic budget again beside the fixed budget fastest in step 2, the two
-   answering each prompt back to back, over fresh rounds; and AR beside a second copy of
+   answering each prompt in lockstep, over fresh rounds; and AR beside a second copy of
    itself, the same work twice, which shows how far apart this machine times identical work
    (``confirm_pairs``).
 4. AR timed in its own run against AR timed beside each question: the spread of the overall
@@ -201,8 +201,8 @@ def fixed_variant(cfg, name: str, target, label: str, budget: int, group: str | 
 
 def build_pairs(cfg, target, best_fixed: dict[str, str], fixed_budgets: dict[str, int]) -> list:
     """AR twice, and per drafter its automatic budget beside its best fixed budget (named as
-    in the grid: ``pld@8``, ``rest@paper=64``), each pair a group answering a prompt back to
-    back."""
+    in the grid: ``pld@8``, ``rest@paper=64``), each pair a group answering a prompt in
+    lockstep (``run_lockstep``)."""
     variants = [
         engine_variant(name, target, NoDrafter(), FixedBudget(0), group="ar") for name in ("ar", AA_COPY)
     ]
@@ -218,8 +218,8 @@ def confirm_pairs(
     """Auto against the best fixed budget, timed afresh: the grid chose that budget as the
     fastest of several noisy timings, which favours it by chance (the winner's curse), and
     timed it minutes apart from auto. Here the choice is fixed before the timing, and the two
-    answer each prompt back to back. ``fixed_budgets``: the grid's fixed variants' budgets,
-    by name."""
+    answer each prompt in lockstep, a step each in turn. ``fixed_budgets``: the grid's fixed
+    variants' budgets, by name."""
     best_fixed = {d: row["best_fixed"] for d, row in auto_against_fixed(rows, drafters).items()}
     outcomes, _ = run_interleaved(
         lambda: build_pairs(cfg, target, best_fixed, fixed_budgets),

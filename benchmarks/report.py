@@ -244,7 +244,8 @@ def _rate(per_prompt: list[dict]) -> float:
 def speed_ratio_interval(row: dict, other: dict) -> list[float] | None:
     """95% interval of ``row``'s speed over ``other``'s, a paired bootstrap over prompts (each
     prompt's time for ``other`` scaled to ``row``'s token count); None without per-prompt data.
-    The variants of one prompt run back to back, so a slow moment hits both."""
+    The variants of one prompt run together (back to back, or in lockstep), so a slow moment
+    hits both."""
     mine, theirs = row.get("per_prompt"), other.get("per_prompt")
     if not mine or not theirs or len(mine) != len(theirs):
         return None
@@ -343,11 +344,11 @@ def pair_lines(pairs: dict, verdicts: dict) -> list[str]:
         "## Auto beside its best fixed budget, re-timed in pairs",
         "",
         f"After the grid, {pairs['rounds']} fresh rounds: each drafter's auto and the fixed budget",
-        "fastest in the grid answer each prompt back to back (the faster of each one's answers to a",
-        "prompt kept, as above). The budget was chosen before these timings, so chance no longer",
-        "favours it, and a slow stretch of the machine meets both. The first row is AR beside a copy",
-        "of itself: identical work, so its distance from 1.0 is how far apart this run times the",
-        "same work.",
+        "fastest in the grid answer each prompt in lockstep, a step each in turn (the faster of each",
+        "one's answers to a prompt kept, as above). The budget was chosen before these timings, so",
+        "chance no longer favours it, and a slow stretch of the machine meets both. The first row",
+        "is AR beside a copy of itself: identical work, so its distance from 1.0 is how far apart",
+        "this run times the same work.",
         "",
         *table_head(["compared", "tokens/s", "against", "its tokens/s", "ratio", "95% interval"], "lrlrrl"),
     ]

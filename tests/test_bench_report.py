@@ -202,7 +202,8 @@ def test_the_verification_ratio_is_shown_beside_the_ratio_of_its_bounds():
 
 def test_variants_of_one_group_answer_each_prompt_back_to_back():
     """Auto and its best fixed budget are re-timed as a pair: on every prompt one answers right
-    after the other, in either order, while the pairs' order changes between prompts."""
+    after the other, in either order, while the pairs' order changes between prompts (variants
+    that cannot decode step by step: ``generate``)."""
     from types import SimpleNamespace
 
     from benchmarks.variants import Outcome, Variant, run_interleaved
@@ -232,6 +233,48 @@ def test_variants_of_one_group_answer_each_prompt_back_to_back():
         assert all(groups[order[i]] == groups[order[i + 1]] for i in (0, 2, 4)), order
     assert len({tuple(groups[name] for name in order[::2]) for order in per_prompt}) > 1
     assert len({order.index("a1") < order.index("a2") for order in per_prompt}) == 2
+
+
+def test_variants_of_a_group_that_decode_step_by_step_take_turns_and_keep_their_own_time():
+    """Grouped engine variants answer in lockstep: one step each in turn (who goes first
+    alternating), and each answer's seconds hold its own steps only."""
+    import time
+    from types import SimpleNamespace
+
+    from benchmarks.variants import Outcome, Variant, run_interleaved
+
+    cpu = SimpleNamespace(device=SimpleNamespace(type="cpu"))
+    turns = []
+
+    def stepper(name, steps, pause):
+        def steps_of(prompt_ids, max_new_tokens):
+            for _ in range(steps):
+                if max_new_tokens == 4:
+                    turns.append(name)
+                time.sleep(pause)
+                yield
+            return Outcome(tokens=list(prompt_ids))
+
+        return steps_of
+
+    def whole(prompt_ids, max_new_tokens):  # warming up only
+        assert max_new_tokens == 2, "a variant that can step is not timed whole in a group"
+        return Outcome(tokens=list(prompt_ids))
+
+    outcomes, _ = run_interleaved(
+        lambda: [
+            Variant("fast", cpu, whole, group="g", steps=stepper("fast", 3, 0.01)),
+            Variant("slow", cpu, whole, group="g", steps=stepper("slow", 5, 0.03)),
+        ],
+        [("p", [1])],
+        4,
+        2,
+    )
+    assert sorted(turns) == ["fast"] * 3 + ["slow"] * 5
+    assert {turns[0], turns[1]} == {turns[2], turns[3]} == {"fast", "slow"}  # one step each a turn
+    assert turns[1] == turns[2]  # the second of one turn goes first in the next
+    assert 0.03 <= outcomes["fast"][0].seconds < 0.06  # its own 3 steps, not the other's
+    assert 0.15 <= outcomes["slow"][0].seconds < 0.22
 
 
 def test_the_re_timed_pairs_give_a_ratio_per_drafter_and_for_ar_beside_itself():

@@ -401,6 +401,23 @@ def test_drafting_within_the_margin_is_preferred_to_ar_steps():
     assert simulate(strict, one_in_five_at_8()).most_common(1)[0][0] == 0
 
 
+@pytest.mark.parametrize("kind", ["per budget", "nested"])
+def test_the_kept_rates_are_what_the_estimates_give_after_every_step(kind):
+    """Rates are kept between observations (a choice reads them many times): every step's
+    observation must replace them, or the policy would choose on stale estimates."""
+    auto = both_policies()[kind]
+    for step in range(120):
+        budget = auto.choose()
+        shadow = auto.shadow_budget()
+        accepted = min(budget, (step // 10) % 4)
+        auto.record(budget, budget, accepted, list(range(accepted)))
+        if shadow > budget:
+            auto.record(shadow, shadow, accepted, list(range(accepted)))
+        for candidate in auto.candidates:
+            fresh = auto.expected_tokens(candidate) / auto.seconds[candidate]
+            assert auto.rate(candidate) == pytest.approx(fresh, rel=1e-12)
+
+
 def test_every_request_starts_from_the_same_state():
     auto = policy()
     fresh = (auto.summary(), auto.current)

@@ -202,6 +202,40 @@ def test_distribution_test_catches_a_biased_rule():
     assert first_p < 1e-6
 
 
+def test_an_answer_decoded_step_by_step_is_the_same_and_leaves_out_time_between_steps(target):
+    """``Engine.steps`` (a benchmark interleaving two answers) decodes what ``generate`` does,
+    and charges neither its phases nor its wall time with the time spent between steps."""
+    import time
+
+    prompt = target.encode(PROMPT)
+    reference = Engine(target, 0.0, FixedBudget(0)).generate(prompt, NoDrafter(), 12).tokens
+    whole = Engine(target, 0.0, FixedBudget(4)).generate(prompt, ScriptedDrafter(reference), 12)
+    assert max(whole.accept_lengths) > 1  # it drafted, and drafts were accepted
+
+    pause = 0.05
+    started = time.perf_counter()
+    with torch.inference_mode():
+        steps = Engine(target, 0.0, FixedBudget(4)).steps(prompt, ScriptedDrafter(reference), 12)
+        yields = 0
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                stepped = done.value
+                break
+            yields += 1
+            time.sleep(pause)
+    elapsed = time.perf_counter() - started
+    assert (stepped.tokens, stepped.accept_lengths, stepped.proposed) == (
+        whole.tokens,
+        whole.accept_lengths,
+        whole.proposed,
+    )
+    assert yields == stepped.steps  # one after the prefill and one after every step but the last
+    assert stepped.wall_time_s < elapsed - pause * yields * 0.9
+    assert sum(stepped.phase_times.values()) <= stepped.wall_time_s * 1.01
+
+
 def test_sampling_engine_is_seeded(target):
     prompt = target.encode(PROMPT)
     engine = Engine(target, 1.0, FixedBudget(8))

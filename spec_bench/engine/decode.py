@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -76,12 +76,21 @@ class _Clock:
     def __init__(self, times: dict[str, float], device: torch.device) -> None:
         self.times = times
         self.sync = torch.cuda.synchronize if device.type == "cuda" else None
-        self.last = self._now()
+        self.last = self.paused_at = self._now()
+        self.outside = 0.0  # seconds between ``pause`` and ``resume``: not this request's
 
     def _now(self) -> float:
         if self.sync is not None:
             self.sync()
         return time.perf_counter()
+
+    def pause(self) -> None:
+        self.paused_at = self._now()
+
+    def resume(self) -> None:
+        """Count again, leaving out the time since ``pause`` (another answer's turn)."""
+        self.last = self._now()
+        self.outside += self.last - self.paused_at
 
     def charge(self, phase: str) -> None:
         now = self._now()
@@ -123,11 +132,21 @@ class Engine:
         self, prompt_ids: list[int], drafter: Drafter, max_new_tokens: int, seed: int = 0
     ) -> Generation:
         with gc_paused(), torch.inference_mode():
-            return self._generate(prompt_ids, drafter, max_new_tokens, seed)
+            steps = self.steps(prompt_ids, drafter, max_new_tokens, seed)
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    return done.value
 
-    def _generate(
-        self, prompt_ids: list[int], drafter: Drafter, max_new_tokens: int, seed: int
-    ) -> Generation:
+    def steps(
+        self, prompt_ids: list[int], drafter: Drafter, max_new_tokens: int, seed: int = 0
+    ) -> Generator[None, None, Generation]:
+        """``generate`` one step at a time: yields after the prefill and after every step, and
+        returns the ``Generation``. For a caller that interleaves answers step by step (a
+        benchmark timing two of them in lockstep); the caller holds ``torch.inference_mode``
+        (and ``gc_paused`` when timing): entered inside a generator, such a mode would be
+        left on another generator's turn. Time spent between steps is charged to no phase."""
         target = self.target
         if not prompt_ids:
             raise HarnessError("empty prompt")
@@ -157,6 +176,9 @@ class Engine:
         request.clock.charge("draft")
         step = self._prefill(request)
         while True:
+            request.clock.pause()
+            yield
+            request.clock.resume()
             drafter.observe(step)
             request.clock.charge("draft")
             result.tokens += step.tokens
@@ -174,7 +196,7 @@ class Engine:
                     result.stop_reason = "context"
                 break
             step = self._step(request, drafter)
-        result.wall_time_s = time.perf_counter() - start
+        result.wall_time_s = time.perf_counter() - start - request.clock.outside
         return result
 
     def _prefill(self, request: _Request) -> StepResult:
