@@ -12,6 +12,7 @@ from spec_bench.engine.auto_budget import AutoBudget, candidate_budgets, chain_a
 from spec_bench.engine.budget import FixedBudget
 from spec_bench.engine.cost import LatencyCurve, load_latency_curve, measure_latency_curve
 from spec_bench.engine.decode import Engine
+from spec_bench.engine.proposal import NoDrafter, Proposal
 
 from .conftest import drafter_from_config
 
@@ -503,6 +504,60 @@ def test_shadow_proposals_are_scored_against_the_tokens_that_follow_and_never_ve
     # Verified with the same budget, PLD accepts chains of the same kind.
     verified = Engine(target, 0.0, FixedBudget(8)).generate(prompt, drafter_from_config("pld"), 40)
     assert max(verified.accept_lengths) > 2
+
+
+class ShortChains:
+    """A nested drafter proposing the next ``length`` tokens of a known answer (fewer where the
+    budget is smaller), counting the budgets it is asked to draft under."""
+
+    name = "short-chains"
+
+    def __init__(self, continuation: list[int], length: int) -> None:
+        self.continuation, self.length, self.asked = continuation, length, Counter()
+
+    def reset(self, prompt_ids):
+        self.prompt_length = len(prompt_ids)
+
+    def propose(self, context, budget):
+        self.asked[budget] += 1
+        done = len(context) - self.prompt_length
+        proposal = Proposal()
+        proposal.add_path(self.continuation[done : done + min(self.length, budget)], "chain", budget)
+        return proposal
+
+    def observe(self, step):
+        pass
+
+
+class VerifyWithShadow(ARStepsWithShadow):
+    """Verifies ``budget`` nodes a step with a shadow of 8 beside it."""
+
+    def __init__(self, budget: int) -> None:
+        super().__init__()
+        self.budget = budget
+
+    def choose(self) -> int:
+        return self.budget
+
+
+def test_a_larger_tree_is_measured_by_the_verified_one_where_the_drafter_left_its_budget_unfilled(target):
+    """Under budget 4 a drafter proposing 2 tokens would propose the same 2 under 8: the step
+    verified is the shadow's measure, and the drafter is not asked again. Under budget 2 it
+    fills the budget, so the larger tree is drafted beside."""
+    prompt = target.encode(PROMPT)
+    reference = Engine(target, 0.0, FixedBudget(0)).generate(prompt, NoDrafter(), 24).tokens
+    for budget, shadow_drafted in ((4, False), (2, True)):
+        drafter, policy = ShortChains(reference, 2), VerifyWithShadow(budget)
+        generation = Engine(target, 0.0, policy).generate(prompt, drafter, 24)
+        assert generation.tokens == reference
+        assert max(generation.accept_lengths) == 3  # it drafted, and both drafts were accepted
+        assert (drafter.asked[8] > 0) == shadow_drafted
+        records = policy.records
+        shadows = [i for i, r in enumerate(records) if r[0] == 8]
+        assert len(shadows) >= 3
+        if not shadow_drafted:  # scored right after the step verified, with its outcome
+            assert all(records[i - 1][0] == budget and records[i - 1][1:] == records[i][1:] for i in shadows)
+            assert any(records[i][1:3] == (2, 2) for i in shadows)
 
 
 def test_the_chain_fit_inverts_the_chain():

@@ -254,7 +254,13 @@ class Engine:
         result.budgets.append(budget)
         proposal = drafter.propose(context, budget)
         shadow = self._shadow_budget(request)
-        if shadow > budget:  # a smaller tree is measured by the verified one
+        # A smaller tree is measured by the verified one. So is a larger one where the drafter
+        # left the budget unfilled: a nested drafter's tree under any budget is the first nodes
+        # of its tree under a larger one, so it had nothing more to add. (On ``make bench``'s
+        # six prompts at auto this drafts 24 trees fewer for the suffix tree, whose steps
+        # propose about one node, 28 for PLD and 18 for REST, with the same budgets chosen.)
+        measured_alike = shadow > budget > len(proposal)
+        if shadow > budget and not measured_alike:
             request.shadows.append((len(context), shadow, drafter.propose(context, shadow)))
         clock.charge("draft")
         if len(proposal) > budget:
@@ -281,6 +287,8 @@ class Engine:
         kept = [past_length] + [past_length + 1 + node for node in accepted]
         request.cache.keep(past_length, kept)
         self.budget.record(budget, len(proposal), len(accepted), accepted)
+        if measured_alike:
+            self.budget.record(shadow, len(proposal), len(accepted), accepted)
         result.proposed.append(len(proposal))
         clock.charge("bookkeeping")
         return StepResult(tokens, sources, proposal, acceptance.branch_predictions, topk, root=context[-1])
