@@ -84,12 +84,16 @@ class _Clock:
             self.sync()
         return time.perf_counter()
 
+    # No synchronising in ``pause`` and ``resume``: every step ends with a ``charge`` (which
+    # synchronises), and a caller interleaving answers synchronises around each of their steps
+    # (``run_lockstep``); ``generate`` pauses every step, so two more waits on the GPU a step
+    # would be pure cost.
     def pause(self) -> None:
-        self.paused_at = self._now()
+        self.paused_at = time.perf_counter()
 
     def resume(self) -> None:
         """Count again, leaving out the time since ``pause`` (another answer's turn)."""
-        self.last = self._now()
+        self.last = time.perf_counter()
         self.outside += self.last - self.paused_at
 
     def charge(self, phase: str) -> None:
@@ -146,7 +150,9 @@ class Engine:
         returns the ``Generation``. For a caller that interleaves answers step by step (a
         benchmark timing two of them in lockstep); the caller holds ``torch.inference_mode``
         (and ``gc_paused`` when timing): entered inside a generator, such a mode would be
-        left on another generator's turn. Time spent between steps is charged to no phase."""
+        left on another generator's turn. Time spent between steps is charged to no phase; on
+        a GPU the caller synchronises before another answer's turn, or that turn's queued
+        kernels would be charged to this answer's next phase."""
         target = self.target
         if not prompt_ids:
             raise HarnessError("empty prompt")
