@@ -80,13 +80,47 @@ def test_every_timed_forward_meets_a_shape_decoding_has_not_met_before(target, m
         return timed(model, device, builder, cache, tree, past)
 
     monkeypatch.setattr(cost, "_timed_forward", recording)
-    curve = measure_latency_curve(target, sizes=(1, 4), prefix_length=16, repeats=2)
-    forwards = 2 * (1 + 2 * cost.BURST)  # a warm-up and two bursts a size
+    curve = measure_latency_curve(target, sizes=(1, 4, 8), prefix_length=16, repeats=2)
+    forwards = 3 + 2 * 5 * cost.BURST  # warm-ups, then five bursts a round
     assert len(pasts) == forwards and len(set(pasts)) == forwards and min(pasts) == 16
     assert curve.settings["format"] == cost.FORMAT
-    # After the warm-ups, the sizes take turns in bursts, as decoding holds a budget for a block.
-    burst = [1] * cost.BURST + [4] * cost.BURST
-    assert sizes == [1, 4] + burst + burst
+    # After the warm-ups, sizes come in bursts, as decoding holds a budget for a block, and
+    # every larger size's burst stands between two of the smallest size's, its reference.
+    ones, fours, eights = ([size] * cost.BURST for size in (1, 4, 8))
+    round_ = ones + fours + ones + eights + ones
+    assert sizes == [1, 4, 8] + round_ + round_
+
+
+def test_a_machine_slowing_down_while_the_curve_is_timed_leaves_each_sizes_price_right(monkeypatch):
+    """A shared machine drifts while the curve is timed (here it slows by half again from the
+    first forward to the last); a size timed late in a round must not look dearer for it. The
+    model's forwards are replaced by a clock: the quantity under test is the estimator."""
+    from spec_bench.engine import cost
+
+    true_seconds = {1: 0.010, 2: 0.0101, 4: 0.0104, 8: 0.0115, 16: 0.0140}
+    repeats = 3
+    total = len(true_seconds) + repeats * cost.BURST * (2 * len(true_seconds) - 1)
+    timed = []
+
+    class Drifting:
+        def __init__(self, model, device, sizes, count, prefix_length):
+            assert count == total
+
+        def time(self, size: int) -> float:
+            timed.append(size)
+            return true_seconds[size] * (1 + 0.5 * (len(timed) - 1) / (total - 1))
+
+    class Target:
+        model = device = None
+        name, source, kernels, dtype = "clock", "none", "default", "float32"
+
+    monkeypatch.setattr(cost, "_FreshShapeForwards", Drifting)
+    monkeypatch.setattr(cost, "curve_settings", lambda *args: {})
+    curve = measure_latency_curve(Target, sizes=tuple(true_seconds), repeats=repeats)
+    assert len(timed) == total
+    ratios = [seconds / curve.medians[0] for seconds in curve.medians]
+    expected = [seconds / true_seconds[1] for seconds in true_seconds.values()]
+    assert ratios == pytest.approx(expected, rel=1e-9)
 
 
 def simulate(policy: AutoBudget, accepted_at, steps: int = 400, count_from: int | None = None) -> Counter:

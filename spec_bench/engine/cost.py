@@ -31,20 +31,20 @@ log = logging.getLogger(__name__)
 # Tokens per forward, root included: powers of two and one past each (see conf/config.yaml).
 SIZES = (1, 2, 3, 4, 5, 8, 9, 16, 17, 32, 33, 64, 65, 128, 129)
 PREFIX_LENGTH = 300  # cached tokens before the tree: about a Spec-Bench prompt
-REPEATS = 5  # 3 left a size's median to two slowed rounds on a noisy day (1 token: 22.5 ms, 4: 18.3)
+REPEATS = 5  # rounds; 3 left a size's median to two slowed rounds on a noisy day (1 token: 22.5 ms, 4: 18.3)
 # Forwards of one size timed in a row: the automatic budget holds a choice for a block of
 # steps (``engine.block_steps``), and fixed budgets repeat one size, so a size is priced as
 # decoding meets it, not right after a forward of another size.
 BURST = 4
 CHAIN_LENGTH = 10  # the measured tree: chains of this many tokens below the root, like PLD's
-FORMAT = 5  # bump when the cached file's meaning changes
+FORMAT = 6  # bump when the cached file's meaning changes
 
 
 @dataclass
 class LatencyCurve:
-    """Forward latency (seconds) against tokens fed (root included): each size's median,
-    lowered to the cheapest larger size's where that is below it (``medians`` keeps the
-    measured ones)."""
+    """Forward latency (seconds) against tokens fed (root included): each size's measured
+    price (``measure_latency_curve``), lowered to the cheapest larger size's where that is
+    below it (``medians`` keeps the measured ones)."""
 
     sizes: list[int]
     seconds: list[float]
@@ -67,30 +67,56 @@ class LatencyCurve:
 def measure_latency_curve(
     target, sizes: Sequence[int] = SIZES, prefix_length: int = PREFIX_LENGTH, repeats: int = REPEATS
 ) -> LatencyCurve:
-    """Time verification forwards of ``sizes`` tokens after a ``prefix_length`` prefix: the
-    median of ``repeats`` rounds of ``BURST`` forwards of each size in a row.
+    """Time verification forwards of ``sizes`` tokens after a ``prefix_length`` prefix, each
+    larger size priced against the smallest: ``repeats`` rounds in which every larger size's
+    burst of ``BURST`` forwards stands between two bursts of the smallest size.
 
-    Sizes take turns round by round, so slow drift of a shared machine hits them all alike;
-    each size is warmed up once first; CUDA is synchronised around every timing. Within a
-    round a size's forwards come in a burst: on a 2-core CPU a forward right after one of
-    another size (a 128-token forward's buffers and cache lines) took 3-4 ms more, and with
-    one forward per size per round the curve priced 8 and 16 tokens 10-25% above what
-    decoding at those budgets paid, so the automatic budget drafted too little. Every
-    forward continues a prefix one token longer than the last: decoding never repeats a
-    shape, and a kernel that prepares itself per shape (cuDNN attention builds a plan per
-    query and key length) must be priced as decoding pays it.
+    A size costs the smallest size's time (the median of all its forwards) times its ratio to
+    it: the median over the rounds of its burst's median over the median of the two bursts
+    around it. The automatic budget weighs sizes against each other, and on the shared 2-core
+    EPYC a slow stretch lasts a few bursts: priced by its own median, a size's ratio to one
+    token was left to whichever bursts a stretch hit. Bracketed by one-token forwards, a size
+    and its reference meet a stretch together, and a steady drift cancels. Eight curves timed
+    in turns, four each way, put 4 tokens at 1.025-1.216 x one token priced by their own
+    medians and at 1.014-1.042 bracketed (2 to 5 tokens: spreads of 0.05-0.19 and 0.01-0.03);
+    the bracketed curve took 22 s instead of 16. Each size is warmed up once first, and CUDA
+    is synchronised around every timing.
+
+    Within a burst a size's forwards come in a row: on a 2-core CPU a forward right after one
+    of another size (a 128-token forward's buffers and cache lines) took 3-4 ms more, and
+    with one forward per size the curve priced 8 and 16 tokens 10-25% above what decoding at
+    those budgets paid. Every forward continues a prefix one token longer than the last:
+    decoding never repeats a shape, and a kernel that prepares itself per shape (cuDNN
+    attention builds a plan per query and key length) must be priced as decoding pays it.
     """
-    timings: dict[int, list[float]] = {size: [] for size in sizes}
+    reference, others = sizes[0], list(sizes[1:])
+    ratios: dict[int, list[float]] = {size: [] for size in others}
+    references: list[float] = []
     with torch.inference_mode():
         forwards = _FreshShapeForwards(
-            target.model, target.device, sizes, (repeats * BURST + 1) * len(sizes), prefix_length
+            target.model,
+            target.device,
+            sizes,
+            len(sizes) + repeats * BURST * (2 * len(sizes) - 1),
+            prefix_length,
         )
         for size in sizes:
             forwards.time(size)  # warm-up
+
+        def burst(size: int) -> list[float]:
+            return [forwards.time(size) for _ in range(BURST)]
+
         for _ in range(repeats):
-            for size in sizes:
-                timings[size].extend(forwards.time(size) for _ in range(BURST))
-    medians = [statistics.median(timings[size]) for size in sizes]
+            before = burst(reference)
+            references.extend(before)
+            for size in others:
+                timed = burst(size)
+                after = burst(reference)
+                references.extend(after)
+                ratios[size].append(statistics.median(timed) / statistics.median(before + after))
+                before = after
+    base = statistics.median(references)
+    medians = [base] + [base * statistics.median(ratios[size]) for size in others]
     return LatencyCurve(
         sizes=list(sizes),
         seconds=nondecreasing(medians),
