@@ -136,7 +136,7 @@ def machine_section(cfg, targets: dict) -> dict:
             "peak_flops": flops,
             "sizes": curve.sizes,
             "seconds": curve.seconds,
-            "medians": curve.medians,  # as timed, before a size was lowered to a larger one's
+            "medians": curve.medians,  # as measured, before a size was lowered to a larger one's
             "lower_bound": [
                 roofline.lower_bound(n, weight_bytes, parameters, bandwidth, flops) for n in curve.sizes
             ],

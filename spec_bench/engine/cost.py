@@ -68,10 +68,10 @@ def measure_latency_curve(
     target, sizes: Sequence[int] = SIZES, prefix_length: int = PREFIX_LENGTH, repeats: int = REPEATS
 ) -> LatencyCurve:
     """Time verification forwards of ``sizes`` tokens after a ``prefix_length`` prefix, each
-    larger size priced against the smallest: ``repeats`` rounds in which every larger size's
-    burst of ``BURST`` forwards stands between two bursts of the smallest size.
+    size priced against the first (the smallest): ``repeats`` rounds in which every other
+    size's burst of ``BURST`` forwards stands between two bursts of the first size.
 
-    A size costs the smallest size's time (the median of all its forwards) times its ratio to
+    A size costs the first size's time (the median of all its forwards) times its ratio to
     it: the median over the rounds of its burst's median over the median of the two bursts
     around it. The automatic budget weighs sizes against each other, and on the shared 2-core
     EPYC a slow stretch lasts a few bursts: priced by its own median, a size's ratio to one
