@@ -110,9 +110,8 @@ def test_a_machine_slowing_down_while_the_curve_is_timed_leaves_each_sizes_price
             timed.append(size)
             return true_seconds[size] * (1 + 0.5 * (len(timed) - 1) / (total - 1))
 
-    class Target:
+    class Target:  # what the clock's stand-in reads; ``curve_settings`` is replaced below
         model = device = None
-        name, source, kernels, dtype = "clock", "none", "default", "float32"
 
     monkeypatch.setattr(cost, "_FreshShapeForwards", Drifting)
     monkeypatch.setattr(cost, "curve_settings", lambda *args: {})
