@@ -13,13 +13,18 @@ import torch.nn.functional as F
 from spec_bench.models import packed_linear
 
 CPU = torch.device("cpu")
+BF16_PACKS = torch.backends.mkldnn.is_available() and packed_linear.packs(torch.bfloat16)
+needs_bf16_packing = pytest.mark.skipif(
+    not BF16_PACKS, reason="oneDNN does not pack bf16 weights on this CPU (no AVX-512 BW/VL/DQ)"
+)
+DTYPES = [torch.float32, pytest.param(torch.bfloat16, marks=needs_bf16_packing)]
 
 
 class Scaled(torch.nn.Linear):
     pass
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_packed_layers_compute_the_same_map_and_unpack_cleanly(dtype):
     torch.manual_seed(0)
     model = torch.nn.Sequential(
@@ -41,6 +46,7 @@ def test_packed_layers_compute_the_same_map_and_unpack_cleanly(dtype):
             assert torch.equal(model(x), expected[rows])
 
 
+@needs_bf16_packing
 def test_one_row_through_the_packed_weight_equals_f_linear_bit_for_bit():
     """An AR step must not round differently because its layer was packed."""
     torch.manual_seed(0)
@@ -66,7 +72,7 @@ class Attention(torch.nn.Module):
         return torch.cat([getattr(self, name)(x) for name in self.order], dim=-1)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("order", [("q_proj", "k_proj", "v_proj"), ("v_proj", "q_proj", "v_proj", "k_proj")])
 def test_sibling_projections_packed_as_one_matrix_give_bit_identical_outputs(dtype, order):
     """q, k and v read one input: one product for the three, each output as its own layer's
@@ -92,6 +98,25 @@ def test_sibling_projections_packed_as_one_matrix_give_bit_identical_outputs(dty
         assert packed_linear.fused_layers(fused) == 0
         patches = {"forward", "packed_weight", "packed_kernel", "fused_siblings"}
         assert not any(vars(m).keys() & patches for m in fused.children())
+
+
+def test_a_dtype_onednn_cannot_pack_here_is_left_on_plain_linear_layers(monkeypatch):
+    """Without AVX-512, oneDNN refuses to pack bf16 weights: the model must load unpacked,
+    not fail."""
+
+    def refuse(weight):
+        raise RuntimeError("mkldnn_reorder_linear_weight: bf16 path needs the cpu support ...")
+
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64)).to(torch.bfloat16)
+    monkeypatch.setattr(packed_linear, "_available_memory", lambda: None)
+    monkeypatch.setattr(packed_linear, "_pack", refuse)
+    packed_linear.packs.cache_clear()
+    try:
+        assert not packed_linear.packs(torch.bfloat16)
+        assert not packed_linear.available(model, CPU)
+        assert not packed_linear.wanted(True, model, CPU)
+    finally:
+        packed_linear.packs.cache_clear()
 
 
 def test_nothing_to_pack_off_the_cpu_or_without_room_for_a_second_copy(monkeypatch):

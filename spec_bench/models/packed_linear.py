@@ -25,6 +25,7 @@ comfortably in the memory that is free.
 
 from __future__ import annotations
 
+import functools
 import os
 import types
 from collections.abc import Callable
@@ -53,9 +54,23 @@ def available(model: torch.nn.Module, device: torch.device) -> bool:
     layers = _plain_linears(model)
     if not layers or layers[0].weight.dtype not in (torch.float32, torch.bfloat16):
         return False
+    if not packs(layers[0].weight.dtype):
+        return False
     needed = sum(layer.weight.numel() * layer.weight.element_size() for layer in layers)
     free = _available_memory()
     return free is None or needed <= MEMORY_SHARE * free
+
+
+@functools.cache
+def packs(dtype: torch.dtype) -> bool:
+    """Whether oneDNN packs ``dtype`` weights on this CPU. Its bf16 path needs AVX-512 (BW, VL
+    and DQ) or AVX-NE-CONVERT and raises without them: on the 2-core EPYC with AVX2 only, a
+    bf16 target failed to load while ``packed_linear: auto`` measured it."""
+    try:
+        _pack(torch.zeros(16, 16, dtype=dtype))
+    except RuntimeError:
+        return False
+    return True
 
 
 def _available_memory() -> int | None:
