@@ -389,6 +389,46 @@ def test_a_windowed_policy_never_takes_ar_steps():
     assert 0 not in chosen and chosen.most_common(1)[0][0] == 16  # the cheapest that works
 
 
+# fp32 on the 2-core EPYC without AVX-512 (the curve HD+TR's auto read on 2026-11-28): 4 tokens
+# a forward cost 1.42x one, 8 tokens 1.65x.
+STEEP_FP32 = LatencyCurve(
+    sizes=[1, 2, 4, 8, 16, 32, 64], seconds=[0.059, 0.082, 0.084, 0.098, 0.118, 0.170, 0.248]
+)
+BELOW_AND_ABOVE_FLOOR = [1, 2, 3, 7, 15, 31, 63]  # a window, Token Recycling's floor at 7
+
+
+def floored(curve: LatencyCurve, **settings) -> AutoBudget:
+    return AutoBudget(curve, BELOW_AND_ABOVE_FLOOR, learning_floor=7, **settings)
+
+
+def test_a_learning_floor_yields_only_to_a_measured_budget_clearly_faster():
+    # Acceptance repeats every 4 steps (a block), so any block measures its mean; trees of 1
+    # or 2 nodes accept nothing.
+    def accepting(at_floor: list[int], below: list[int]):
+        return lambda budget, step: (at_floor if budget >= 7 else below)[step % 4] * (budget >= 3)
+
+    # A draft accepted every step at any budget: on the steep curve 3 nodes (4 tokens) are
+    # 1.17x as fast as 7, and the floor yields to them.
+    chosen = simulate(floored(STEEP_FP32), accepting([1, 1, 1, 1], [1, 1, 1, 1]))
+    assert chosen.most_common(1)[0][0] == 3 and chosen[3] >= 150
+    # Before any step, the prior makes 3 nodes look 1.10x as fast on that curve: not enough,
+    # a budget below the floor replaces it only on its own measure, a block of verified steps.
+    auto = floored(STEEP_FP32)
+    assert auto.rate(3) > 1.05 * auto.rate(7) and auto.choose() == 7
+    # Where 7 nodes accept 1.25 drafts a step and smaller trees 1, 3 nodes are 1.04x as fast
+    # as 7 on the steep curve, inside the 5% margin, and slower on the flatter one: the floor
+    # holds.
+    richer_at_floor = accepting([2, 1, 1, 1], [1, 1, 1, 1])
+    for curve in (STEEP_FP32, CPU_LIKE):
+        chosen = simulate(floored(curve), richer_at_floor)
+        assert chosen.most_common(1)[0][0] == 7 and chosen[7] >= 150
+    # Without the margin, or without the floor (the window's rule then takes the narrowest
+    # within 5%), the steep curve's 4% sends it below.
+    assert simulate(floored(STEEP_FP32, floor_margin=0.0), richer_at_floor).most_common(1)[0][0] == 3
+    unfloored = AutoBudget(STEEP_FP32, BELOW_AND_ABOVE_FLOOR)
+    assert simulate(unfloored, richer_at_floor).most_common(1)[0][0] == 3
+
+
 def test_a_drafter_that_only_works_at_large_budgets_is_found_again():
     # Nothing is accepted below 16 nodes (a Jacobi window that does not fit); at 16 and
     # above, two drafts a step, but only from the 20th step on (the pool fills late): the

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from baselines.token_recycling import TokenRecycling
-from spec_bench.engine.auto_budget import drafter_candidates
+from spec_bench.engine.auto_budget import drafter_candidates, learning_floor
 from spec_bench.engine.proposal import ROOT, Proposal, StepResult
 
 from .conftest import drafter_from_config
@@ -69,19 +69,32 @@ def test_published_tr_is_80_nodes_of_8_children_kept_across_requests():
 def test_neither_ar_steps_nor_budgets_training_fewer_rows_than_trs_first_level_are_candidates():
     # TR learns the rows of the tokens it verifies, the root's included: a budget below k - 1
     # nodes (k = 8 children of the root) trains fewer than k rows, a cost the automatic
-    # budget cannot see in the step that pays it, so such budgets are not offered.
+    # budget cannot see in the step that pays it, so without a window (whose smaller budgets
+    # are measured inside the larger tree's steps) such budgets are not offered.
     assert TokenRecycling(topk=2, template=TEMPLATE).min_room == 1
     sizes = [1, 2, 3, 4, 5, 8, 9, 16, 17, 32, 33, 64, 65, 128, 129]
     for name in ("token_recycling", "suffix_tr", "hd_tr"):
         drafter = drafter_from_config(name)
-        assert drafter.min_budget == 7, name
+        assert drafter.min_budget == drafter.learning_budget == 7, name
+    for name in ("token_recycling", "suffix_tr"):
+        drafter = drafter_from_config(name)
+        assert learning_floor(drafter) == 0, name
         # No AR steps either: an AR step trains one row.
         assert drafter_candidates(drafter, 64)[:2] == [8, 16]
         assert drafter_candidates(drafter, 64, sizes)[:3] == [7, 8, 15]
+    # HD+TR verifies each budget in its own steps (its window makes it so), which show what
+    # learning less costs: its budgets below 7 are offered, behind a soft floor at 7.
+    hd_tr = drafter_from_config("hd_tr")
+    assert hd_tr.window_budget == 1 and learning_floor(hd_tr) == 7
+    assert drafter_candidates(hd_tr, 64)[:5] == [1, 2, 4, 8, 16]
+    assert drafter_candidates(hd_tr, 64, sizes)[:7] == [1, 2, 3, 4, 7, 8, 15]
+    assert drafter_candidates(hd_tr, 4, sizes) == [1, 2, 3, 4]
     assert drafter_from_config("suffix").min_budget == 1
     assert drafter_candidates(drafter_from_config("suffix"), 64)[:3] == [0, 1, 2]
     suffix = drafter_candidates(drafter_from_config("suffix"), 32, sizes)
     assert suffix == [0, 1, 2, 3, 4, 7, 8, 15, 16, 31, 32]
+    for name in ("hd", "lookahead", "suffix", "hd_suffix"):
+        assert learning_floor(drafter_from_config(name)) == 0, name
     assert drafter_from_config("hd").min_budget == 1
 
 

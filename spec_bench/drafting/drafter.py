@@ -85,18 +85,29 @@ class SourceDrafter:
 
     @property
     def min_budget(self) -> int:
-        """The smallest budget this drafter works at: the most that any source needs to learn
-        as designed (``min_room``: Token Recycling's first level), and, where every source
-        needs the Jacobi window (Lookahead), room for two columns of the window alone (column
-        0 only harvests n-grams of the root): a step with nothing to draft gives the window
-        the whole budget, and what it harvests is drafted in the steps after. HD's W, S and L
+        """The smallest budget this drafter works at as designed: the larger of
+        ``learning_budget`` and ``window_budget``."""
+        return max(self.learning_budget, self.window_budget)
+
+    @property
+    def learning_budget(self) -> int:
+        """The smallest budget at which every source learns as designed: the most any source
+        needs (``min_room``: Token Recycling's first level). Below it the drafter still
+        drafts, but learns less a step."""
+        return max(int(getattr(source, "min_room", 1)) for source in self.sources.values())
+
+    @property
+    def window_budget(self) -> int:
+        """The smallest budget at which this drafter drafts at all: where every source needs
+        the Jacobi window (Lookahead), room for two columns of the window alone (column 0
+        only harvests n-grams of the root): a step with nothing to draft gives the window the
+        whole budget, and what it harvests is drafted in the steps after. HD's W, S and L
         draft without the window, from one node."""
-        learning = max(int(getattr(source, "min_room", 1)) for source in self.sources.values())
         if self.window is None or not all(
             getattr(source, "needs_window", False) for source in self.sources.values()
         ):
-            return learning
-        return max(learning, min(2, self.window.window) * (self.window.level - 1) - 1)
+            return 1
+        return min(2, self.window.window) * (self.window.level - 1) - 1
 
     def window_room(self, budget: int) -> int:
         """Nodes set aside for the Jacobi window. At the published budget and above, the

@@ -187,6 +187,8 @@ class AutoBudget:
         explore_floor: float = 0.5,
         explore_floor_verified: float = 0.8,
         nested: bool = False,
+        learning_floor: int = 0,
+        floor_margin: float = 0.05,
     ) -> None:
         if block < 1 or explore_every < 1 or memory < 1:
             raise ValueError("need block, explore_every and memory >= 1")
@@ -206,6 +208,10 @@ class AutoBudget:
         # measured in the same steps as the narrower ones: no margin for different moments.
         self.wider_margin = wider_margin if not nested else 0.0
         self.min_gain = min_gain
+        # Budgets below ``learning_floor`` train a learning source less a step: chosen only on
+        # their own measure, and only when faster than the floor's choice by ``floor_margin``.
+        self.learning_floor = learning_floor
+        self.floor_margin = floor_margin
         # Shadow exploration costs drafting time only; verified exploration costs forwards.
         self.explore_floor = explore_floor if nested else explore_floor_verified
         self.reset()
@@ -307,8 +313,25 @@ class AutoBudget:
         resolution: with no drafts accepted yet, a wider budget's mean cost holds the steps
         where the drafter filled it (PLD's 10-token matches, rejected), so it came out a
         fraction of a percent below budget 1, and PLD verified 1 node in 165 of 300 steps at
-        MAT 1.17 where a fixed 8 reached 1.24."""
-        fast = self._near_fastest(self.drafting, RATE_TIE if self.nested else self.wider_margin)
+        MAT 1.17 where a fixed 8 reached 1.24.
+
+        Budgets below ``learning_floor`` (offered only to a drafter that verifies each budget
+        in its own steps) compete apart: the fastest of them replaces the choice above the
+        floor only once it has been verified for a block and is estimated ``floor_margin``
+        faster. Its own steps then show what learning less costs, in the drafts of the
+        steps after them."""
+        learned = [b for b in self.drafting if b >= self.learning_floor] or self.drafting
+        choice = self._fastest_among(learned)
+        below = [b for b in self.drafting if b < learned[0] and self.observed[b] >= self.block]
+        if below:
+            narrow = self._fastest_among(below)
+            if self.rate(narrow) > (1 + self.floor_margin) * self.rate(choice):
+                return narrow
+        return choice
+
+    def _fastest_among(self, budgets: list[int]) -> int:
+        """``fastest_drafting``'s rule within ``budgets``."""
+        fast = self._near_fastest(budgets, RATE_TIE if self.nested else self.wider_margin)
         return max(fast) if self.nested else min(fast)
 
     def _near_fastest(self, budgets: list[int], margin: float) -> list[int]:
@@ -446,16 +469,39 @@ def drafter_candidates(drafter, max_budget: int, forward_sizes: list[int] | None
     with AR steps only for a drafter that neither has a window nor learns from what it
     verifies (a window fills its pool, Token Recycling's verified nodes train its matrix: AR
     steps starve both; such a drafter's ``min_budget`` is above 1); aligned to
-    ``forward_sizes`` where given (``candidate_budgets``)."""
+    ``forward_sizes`` where given (``candidate_budgets``). A drafter with a window also gets
+    the budgets below its learning floor down to the smallest its window drafts at
+    (``learning_floor``)."""
     windowed = getattr(drafter, "window", None) is not None
     min_budget = int(getattr(drafter, "min_budget", 1))
-    return candidate_budgets(
-        max_budget,
-        int(getattr(drafter, "paper_budget", 0)),
-        min_budget,
-        allow_ar=not windowed and min_budget <= 1,
-        forward_sizes=forward_sizes,
-    )
+    paper_budget = int(getattr(drafter, "paper_budget", 0))
+    allow_ar = not windowed and min_budget <= 1
+    budgets = candidate_budgets(max_budget, paper_budget, min_budget, allow_ar, forward_sizes)
+    floor = learning_floor(drafter)
+    if floor:
+        below = candidate_budgets(
+            max_budget, paper_budget, int(drafter.window_budget), allow_ar, forward_sizes
+        )
+        budgets = sorted({*budgets, *(b for b in below if b < floor)})
+    return budgets
+
+
+def learning_floor(drafter) -> int:
+    """The budget below which ``auto`` takes a budget only when clearly faster (0: no such
+    floor, its smallest budget is a hard one): a drafter with a window whose smallest budget
+    is set by a source that learns from what it verifies (HD+TR: Token Recycling's 7 nodes).
+
+    A hard floor was set where 7 nodes cost about what 3 do (the AVX-512 EPYC, bf16). On the
+    2-core EPYC without AVX-512 (fp32: 4 tokens a forward 84 ms, 8 tokens 98 ms) HD+TR at
+    ``auto`` verified 7 nodes or more in 234 of 259 steps at MAT 1.35, while a fixed 3 reached
+    MAT 1.31 and ran 1.09x as fast. Such a drafter verifies each budget in its own steps (not
+    nested), so a smaller tree's steps show the drafts it loses by learning less. A nested
+    drafter's smaller budgets are measured inside the larger tree's steps, trained at the
+    floor: they cannot show it, and keep a hard floor."""
+    windowed = getattr(drafter, "window", None) is not None
+    learning = int(getattr(drafter, "learning_budget", 1))
+    window = int(getattr(drafter, "window_budget", 1))
+    return learning if windowed and learning > window else 0
 
 
 def auto_budget(cfg, target, drafter) -> AutoBudget:
@@ -477,6 +523,8 @@ def auto_budget(cfg, target, drafter) -> AutoBudget:
         curve,
         drafter_candidates(drafter, int(engine.max_budget), curve.sizes),
         nested=not windowed,
+        learning_floor=learning_floor(drafter),
+        floor_margin=float(engine.get("floor_margin", 0.05)),
         block=int(engine.block_steps),
         explore_every=int(engine.explore_every),
         memory=int(engine.acceptance_memory),
