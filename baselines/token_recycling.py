@@ -46,7 +46,8 @@ class TokenRecycling(Source):
         # of the root). What TR learns a step is the rows of the tokens it verified, the
         # root's included, so a budget of k - 1 nodes trains k rows, and a smaller one fewer:
         # its drafts get worse in later steps where the automatic budget's scoring of a step
-        # cannot see it, so such budgets are not candidates (``SourceDrafter.min_budget``). On
+        # cannot see it, so such budgets are not candidates (``SourceDrafter.min_budget``), or
+        # with a window, only when clearly faster (``auto_budget.learning_floor``). On
         # ``make bench``'s prompts TR at a fixed 7 reached MAT 1.250 as at 8, 1.04x as fast
         # (9 tokens a forward cost a second pass of our bf16 kernel, 8 do not).
         self.min_room = max(1, sum(len(path) == 1 for path in ranks) - 1)
