@@ -311,12 +311,12 @@ class AutoBudget:
     def fastest_drafting(self) -> int:
         """The drafting budget with the highest estimated rate, or a smaller one within
         ``margin`` of it (``wider_margin``, or less where widening costs less): a wider budget
-        must promise more than that to be chosen. A
-        nested drafter (no margin) takes the widest of equally fast budgets: by the estimates
-        it costs nothing more, and each of its steps measures every narrower budget. (Taking
-        the narrowest, the suffix tree verified 1 or 2 nodes in 82 of 305 steps, mostly early
-        in an answer, before any budget had shown a gain; its proposals, a node or two a
-        step, cost no more at 16 nodes.) Equal within ``RATE_TIE``, the cost curve's own
+        must promise more than that to be chosen. A nested drafter (no margin) takes the
+        widest of equally fast budgets: by the estimates it costs nothing more, and each of
+        its steps measures every narrower budget. (Taking the narrowest, the suffix tree
+        verified 1 or 2 nodes in 82 of 305 steps, mostly early in an answer, before any
+        budget had shown a gain; its proposals, a node or two a step, cost no more at 16
+        nodes.) Equal within ``RATE_TIE``, the cost curve's own
         resolution: with no drafts accepted yet, a wider budget's mean cost holds the steps
         where the drafter filled it (PLD's 10-token matches, rejected), so it came out a
         fraction of a percent below budget 1, and PLD verified 1 node in 165 of 300 steps at
