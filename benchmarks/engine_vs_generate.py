@@ -49,7 +49,7 @@ from spec_bench.data import CATEGORIES, build_prompt, load_questions, select_que
 from spec_bench.drafters import build_drafter
 from spec_bench.engine.auto_budget import auto_budget
 from spec_bench.engine.budget import FixedBudget
-from spec_bench.engine.cost import load_latency_curve
+from spec_bench.engine.cost import curve_options, load_latency_curve
 from spec_bench.engine.proposal import NoDrafter
 from spec_bench.models import load_target
 
@@ -121,9 +121,7 @@ def machine_section(cfg, targets: dict) -> dict:
         curve = load_latency_curve(
             target,
             cfg.cache_dir,
-            sizes=[int(size) for size in cfg.engine.cost_sizes],
-            prefix_length=int(cfg.engine.cost_prefix_length),
-            repeats=int(cfg.engine.cost_repeats),
+            **curve_options(cfg.engine),
             refresh=True,  # measured in this run, beside the decoding it is compared with
         )
         weight_bytes, parameters = roofline.model_bytes_and_parameters(target.model)

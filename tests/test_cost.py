@@ -49,7 +49,7 @@ def test_cost_curve_is_cached_and_reused(target, tmp_path):
         calls.append(kwargs)
         return measure_latency_curve(*args, **kwargs)
 
-    settings = dict(sizes=(1, 2), prefix_length=16, repeats=1, measure=counting_measure)
+    settings = dict(sizes=(1, 2), prefix_length=16, repeats=1, small_repeats=1, measure=counting_measure)
     first = load_latency_curve(target, tmp_path, **settings)
     files = list((tmp_path / "cost").glob("*.json"))
     assert len(calls) == 1 and len(files) == 1
@@ -80,7 +80,7 @@ def test_every_timed_forward_meets_a_shape_decoding_has_not_met_before(target, m
         return timed(model, device, builder, cache, tree, past)
 
     monkeypatch.setattr(cost, "_timed_forward", recording)
-    curve = measure_latency_curve(target, sizes=(1, 4, 8), prefix_length=16, repeats=2)
+    curve = measure_latency_curve(target, sizes=(1, 4, 8), prefix_length=16, repeats=2, small_repeats=2)
     forwards = 3 + 2 * 5 * cost.BURST  # warm-ups, then five bursts a round
     assert len(pasts) == forwards and len(set(pasts)) == forwards and min(pasts) == 16
     assert curve.settings["format"] == cost.FORMAT
@@ -115,11 +115,56 @@ def test_a_machine_slowing_down_while_the_curve_is_timed_leaves_each_sizes_price
 
     monkeypatch.setattr(cost, "_FreshShapeForwards", Drifting)
     monkeypatch.setattr(cost, "curve_settings", lambda *args: {})
-    curve = measure_latency_curve(Target, sizes=tuple(true_seconds), repeats=repeats)
+    curve = measure_latency_curve(Target, sizes=tuple(true_seconds), repeats=repeats, small_repeats=repeats)
     assert len(timed) == total
     ratios = [seconds / curve.medians[0] for seconds in curve.medians]
     expected = [seconds / true_seconds[1] for seconds in true_seconds.values()]
     assert ratios == pytest.approx(expected, rel=1e-9)
+
+
+def test_small_sizes_get_more_rounds_and_a_noisy_stretch_moves_their_price_less(monkeypatch):
+    """Sizes up to ``SMALL_TOKENS`` are timed in ``small_repeats`` rounds, larger ones in
+    ``repeats``, each burst still between two of the reference's. A neighbour slowing one
+    size's forwards in three rounds sets that size's median with 5 rounds, not with 15. The
+    model's forwards are replaced by a clock: the quantity under test is the estimator."""
+    from spec_bench.engine import cost
+
+    true_seconds = {1: 0.060, 4: 0.090, 8: 0.100, 32: 0.170}
+    timed: list[int] = []
+    expected_count: list[int] = []
+
+    class Clock:
+        def __init__(self, model, device, sizes, count, prefix_length):
+            expected_count.append(count)
+
+        def time(self, size: int) -> float:
+            timed.append(size)
+            call = timed.count(size) - 1  # 0: the warm-up
+            slowed = size == 8 and call and (call - 1) // cost.BURST in (1, 2, 3)
+            return true_seconds[size] * (1.3 if slowed else 1.0)
+
+    class Target:
+        model = device = None
+
+    monkeypatch.setattr(cost, "_FreshShapeForwards", Clock)
+    monkeypatch.setattr(cost, "curve_settings", lambda *args: {})
+
+    def measured(small_repeats: int) -> list[float]:
+        timed.clear()
+        curve = measure_latency_curve(
+            Target, sizes=tuple(true_seconds), repeats=5, small_repeats=small_repeats
+        )
+        assert len(timed) == expected_count[-1]  # the forwards it reserved prefix room for
+        return curve.medians
+
+    five = measured(small_repeats=5)
+    assert timed.count(8) == timed.count(32) == 1 + 5 * cost.BURST
+    fifteen = measured(small_repeats=15)
+    assert timed.count(32) == 1 + 5 * cost.BURST  # a large size: ``repeats`` rounds only
+    assert timed.count(4) == timed.count(8) == 1 + 15 * cost.BURST
+    assert five[2] == pytest.approx(0.100 * 1.3)  # 3 slowed rounds of 5: the median
+    assert fifteen[2] == pytest.approx(0.100)  # 3 of 15: not
+    assert fifteen[1] == pytest.approx(0.090) and fifteen[3] == pytest.approx(0.170)
 
 
 def simulate(policy: AutoBudget, accepted_at, steps: int = 400, count_from: int | None = None) -> Counter:

@@ -534,16 +534,11 @@ def learning_floor(drafter) -> int:
 def auto_budget(cfg, target, drafter) -> AutoBudget:
     """``engine.budget=auto``: the cached (or freshly measured) curve, the drafter's candidates
     and the policy's settings."""
-    from spec_bench.engine.cost import PREFIX_LENGTH, REPEATS, SIZES, load_latency_curve
+    from spec_bench.engine.cost import curve_options, load_latency_curve
 
     engine = cfg.engine
     curve = load_latency_curve(
-        target,
-        cfg.cache_dir,
-        sizes=[int(size) for size in engine.get("cost_sizes", SIZES)],
-        prefix_length=int(engine.get("cost_prefix_length", PREFIX_LENGTH)),
-        repeats=int(engine.get("cost_repeats", REPEATS)),
-        refresh=bool(engine.get("cost_refresh", False)),
+        target, cfg.cache_dir, **curve_options(engine), refresh=bool(engine.get("cost_refresh", False))
     )
     windowed = getattr(drafter, "window", None) is not None
     return AutoBudget(

@@ -32,12 +32,15 @@ log = logging.getLogger(__name__)
 SIZES = (1, 2, 3, 4, 5, 8, 9, 16, 17, 32, 33, 64, 65, 128, 129)
 PREFIX_LENGTH = 300  # cached tokens before the tree: about a Spec-Bench prompt
 REPEATS = 5  # rounds; 3 left a size's median to two slowed rounds on a noisy day (1 token: 22.5 ms, 4: 18.3)
+# Sizes up to ``SMALL_TOKENS`` get ``SMALL_REPEATS`` rounds (see ``measure_latency_curve``).
+SMALL_TOKENS = 17
+SMALL_REPEATS = 15
 # Forwards of one size timed in a row: the automatic budget holds a choice for a block of
 # steps (``engine.block_steps``), and fixed budgets repeat one size, so a size is priced as
 # decoding meets it, not right after a forward of another size.
 BURST = 4
 CHAIN_LENGTH = 10  # the measured tree: chains of this many tokens below the root, like PLD's
-FORMAT = 6  # bump when the cached file's meaning changes
+FORMAT = 7  # bump when the cached file's meaning changes
 
 
 @dataclass
@@ -65,11 +68,24 @@ class LatencyCurve:
 
 
 def measure_latency_curve(
-    target, sizes: Sequence[int] = SIZES, prefix_length: int = PREFIX_LENGTH, repeats: int = REPEATS
+    target,
+    sizes: Sequence[int] = SIZES,
+    prefix_length: int = PREFIX_LENGTH,
+    repeats: int = REPEATS,
+    small_repeats: int = SMALL_REPEATS,
 ) -> LatencyCurve:
     """Time verification forwards of ``sizes`` tokens after a ``prefix_length`` prefix, each
     size priced against the first (the smallest): ``repeats`` rounds in which every other
-    size's burst of ``BURST`` forwards stands between two bursts of the first size.
+    size's burst of ``BURST`` forwards stands between two bursts of the first size, and
+    sizes up to ``SMALL_TOKENS`` in as many more rounds as make ``small_repeats``.
+
+    The small sizes are where a CPU's automatic budget chooses, between budgets whose
+    forwards differ by 5-15%, so their ratios need the precision: on the 2-core EPYC without
+    AVX-512 (fp32), six curves of 5 rounds timed back to back put 8 tokens at 1.04-1.23x the
+    price of 4, and the bench's own curve at 0.96x (lowered to 1.02x), though decoding paid
+    1.07-1.25x; with 7 nodes priced as 3, HD+TR at ``auto`` verified 7-8 nodes in 161 of 273
+    steps and ran 0.96x as fast as a fixed 3 re-timed in pairs. Their rounds are cheap (on
+    that CPU 5 s against 15 s for a round of every size), the large sizes' are not.
 
     A size costs the first size's time (the median of all its forwards) times its ratio to
     it: the median over the rounds of its burst's median over the median of the two bursts
@@ -90,6 +106,8 @@ def measure_latency_curve(
     attention builds a plan per query and key length) must be priced as decoding pays it.
     """
     reference, others = sizes[0], list(sizes[1:])
+    small = [size for size in others if size <= SMALL_TOKENS]
+    rounds = [others] * repeats + [small] * max(0, small_repeats - repeats) * bool(small)
     ratios: dict[int, list[float]] = {size: [] for size in others}
     references: list[float] = []
     with torch.inference_mode():
@@ -97,7 +115,7 @@ def measure_latency_curve(
             target.model,
             target.device,
             sizes,
-            len(sizes) + repeats * BURST * (2 * len(sizes) - 1),
+            len(sizes) + sum(BURST * (2 * len(measured) + 1) for measured in rounds),
             prefix_length,
         )
         for size in sizes:
@@ -106,10 +124,10 @@ def measure_latency_curve(
         def burst(size: int) -> list[float]:
             return [forwards.time(size) for _ in range(BURST)]
 
-        for _ in range(repeats):
+        for measured in rounds:
             before = burst(reference)
             references.extend(before)
-            for size in others:
+            for size in measured:
                 timed = burst(size)
                 after = burst(reference)
                 references.extend(after)
@@ -120,7 +138,7 @@ def measure_latency_curve(
     return LatencyCurve(
         sizes=list(sizes),
         seconds=nondecreasing(medians),
-        settings=curve_settings(target, sizes, prefix_length, repeats),
+        settings=curve_settings(target, sizes, prefix_length, repeats, small_repeats),
         medians=medians,
     )
 
@@ -219,7 +237,19 @@ def compare_forwards(
     return {name: statistics.median(times) for name, times in rounds.items()}
 
 
-def curve_settings(target, sizes: Sequence[int], prefix_length: int, repeats: int) -> dict:
+def curve_options(engine) -> dict:
+    """``load_latency_curve``'s measuring settings from the ``engine`` config."""
+    return {
+        "sizes": [int(size) for size in engine.get("cost_sizes", SIZES)],
+        "prefix_length": int(engine.get("cost_prefix_length", PREFIX_LENGTH)),
+        "repeats": int(engine.get("cost_repeats", REPEATS)),
+        "small_repeats": int(engine.get("cost_small_repeats", SMALL_REPEATS)),
+    }
+
+
+def curve_settings(
+    target, sizes: Sequence[int], prefix_length: int, repeats: int, small_repeats: int = SMALL_REPEATS
+) -> dict:
     return {
         "format": FORMAT,
         "model": target.name,
@@ -232,6 +262,8 @@ def curve_settings(target, sizes: Sequence[int], prefix_length: int, repeats: in
         "sizes": list(sizes),
         "prefix_length": prefix_length,
         "repeats": repeats,
+        "small_repeats": small_repeats,
+        "small_tokens": SMALL_TOKENS,
         "burst": BURST,
     }
 
@@ -250,13 +282,14 @@ def load_latency_curve(
     sizes: Sequence[int] = SIZES,
     prefix_length: int = PREFIX_LENGTH,
     repeats: int = REPEATS,
+    small_repeats: int = SMALL_REPEATS,
     refresh: bool = False,
     measure: Callable[..., LatencyCurve] = measure_latency_curve,
 ) -> LatencyCurve:
     """The cached curve when one was measured with these settings, else a new measurement
     (written atomically, so concurrent runs never read half a file)."""
     path = curve_path(target, cache_dir)
-    wanted = curve_settings(target, sizes, prefix_length, repeats)
+    wanted = curve_settings(target, sizes, prefix_length, repeats, small_repeats)
     if not refresh and path.is_file():
         try:
             curve = LatencyCurve(**json.loads(path.read_text()))
@@ -266,7 +299,9 @@ def load_latency_curve(
         except (OSError, ValueError, TypeError) as error:
             log.warning("unreadable cost curve %s (%s); measuring again", path, error)
     log.info("measuring forward latency for sizes %s (cached at %s)", list(sizes), path)
-    curve = measure(target, sizes=sizes, prefix_length=prefix_length, repeats=repeats)
+    curve = measure(
+        target, sizes=sizes, prefix_length=prefix_length, repeats=repeats, small_repeats=small_repeats
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(asdict(curve), indent=2) + "\n")
     return curve
