@@ -17,7 +17,7 @@ import torch
 
 from spec_bench.commands import compose_config
 from spec_bench.data.templates import build_prompt
-from spec_bench.engine.cost import load_latency_curve
+from spec_bench.engine.cost import curve_options, load_latency_curve
 from spec_bench.models.loading import load_target
 
 PROMPT = "Write a short story about a robot who learns to paint, in three sentences."
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         target = load_target(cfg.model, cfg.cache_dir)
         load_s = time.perf_counter() - start
-        curve = load_latency_curve(target, cfg.cache_dir, sizes=[int(n) for n in cfg.engine.cost_sizes])
+        curve = load_latency_curve(target, cfg.cache_dir, **curve_options(cfg.engine))
         tokens, seconds = greedy_tokens(target, args.tokens)
         reference = reference or tokens
         same = next((i for i, (a, b) in enumerate(zip(tokens, reference)) if a != b), len(tokens))
