@@ -83,7 +83,7 @@ def measure_latency_curve(
     forwards differ by 5-15%, so their ratios need the precision: on the 2-core EPYC without
     AVX-512 (fp32), six curves of 5 rounds timed back to back put 8 tokens at 1.04-1.23x the
     price of 4, and the bench's own curve at 0.96x (lowered to 1.02x), though decoding paid
-    1.07-1.25x; with 7 nodes priced as 3, HD+TR at ``auto`` verified 7-8 nodes in 161 of 273
+    1.07-1.25x; with 7 nodes priced as 3, HD+TR at ``auto`` verified 7-8 nodes in 161 of 267
     steps and ran 0.96x as fast as a fixed 3 re-timed in pairs. Their rounds are cheap (on
     that CPU 5 s against 15 s for a round of every size), the large sizes' are not.
 
@@ -107,7 +107,8 @@ def measure_latency_curve(
     """
     reference, others = sizes[0], list(sizes[1:])
     small = [size for size in others if size <= SMALL_TOKENS]
-    rounds = [others] * repeats + [small] * max(0, small_repeats - repeats) * bool(small)
+    extra = max(0, small_repeats - repeats) if small else 0
+    rounds = [others] * repeats + [small] * extra
     ratios: dict[int, list[float]] = {size: [] for size in others}
     references: list[float] = []
     with torch.inference_mode():
@@ -248,7 +249,7 @@ def curve_options(engine) -> dict:
 
 
 def curve_settings(
-    target, sizes: Sequence[int], prefix_length: int, repeats: int, small_repeats: int = SMALL_REPEATS
+    target, sizes: Sequence[int], prefix_length: int, repeats: int, small_repeats: int
 ) -> dict:
     return {
         "format": FORMAT,
