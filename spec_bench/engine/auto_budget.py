@@ -110,7 +110,13 @@ Measuring methods, not the policy (what the first version got wrong):
   ``explore_floor_verified`` (80%) of the best's rate or more, not half: a block of 4 steps
   at a budget estimated at half the best costs 2 AR steps' worth of time, and Lookahead
   verified 32 nodes for a block in most 64-token answers (1.6x an 8-node step on this CPU)
-  where a fixed 32 was 0.8x as fast as a fixed 8.
+  where a fixed 32 was 0.8x as fast as a fixed 8. And it is spent only within
+  ``explore_allowance`` (1%) of the request's steps, in expected lost steps (``affordable``):
+  a 64-token answer is too short to earn back a block at a budget estimated at 0.8 of the
+  best, and Lookahead lost about 1.3% of its time verifying 15 nodes in such blocks.
+- Of two candidates one node apart that the curve prices alike, a drafter with a window
+  keeps only the wider (``without_narrower_twins``): it holds the narrower tree's drafts at
+  the same price, and two estimates of nearly the same tree only split the steps.
 
 Budgets only change what is verified, never what is emitted: greedy outputs are identical for
 every budget. The choice is deterministic (no random exploration), so runs repeat.
@@ -192,6 +198,7 @@ class AutoBudget:
         min_gain: float = 0.05,
         explore_floor: float = 0.5,
         explore_floor_verified: float = 0.8,
+        explore_allowance: float = 0.01,
         nested: bool = False,
         learning_floor: int = 0,
         floor_margin: float = 0.05,
@@ -220,6 +227,9 @@ class AutoBudget:
         self.floor_margin = floor_margin
         # Shadow exploration costs drafting time only; verified exploration costs forwards.
         self.explore_floor = explore_floor if nested else explore_floor_verified
+        # Verified exploration's expected loss, in steps, is kept within this share of the
+        # request's steps so far (shadow exploration costs no forwards and is not counted).
+        self.explore_allowance = explore_allowance
         self.reset()
 
     def reset(self) -> None:
@@ -234,6 +244,7 @@ class AutoBudget:
         self.chain_rate: float | None = None  # fitted to the widest observed (None: refit)
         self._rates: dict[int, float] = {}  # estimates since the last observation
         self.tried_at = dict.fromkeys(self.candidates, 0)
+        self.explore_spent = 0.0  # steps verified exploration is expected to have lost
         self.steps = 0
         self.gap = self.explore_every  # steps between exploration blocks
         self.next_exploration = self.explore_every
@@ -307,6 +318,22 @@ class AutoBudget:
         ``explore_floor`` of its rate."""
         floor = self.explore_floor * self.rate(best)
         return [b for b in self.drafting if b != best and self.rate(b) >= floor]
+
+    def exploration_cost(self, budget: int, best: int) -> float:
+        """Steps a verified block at ``budget`` is expected to lose against ``best``: the
+        block's length times the share of ``best``'s rate it is estimated to fall short by."""
+        return self.block * max(0.0, 1.0 - self.rate(budget) / self.rate(best))
+
+    def affordable(self, budget: int, best: int) -> bool:
+        """Whether verifying ``budget`` for a block keeps verified exploration's expected loss
+        within ``explore_allowance`` of the steps so far. Every request starts afresh, so in a
+        short answer a budget estimated well below the best is never verified: on ``make
+        bench``'s 64-token answers (fp32, no AVX-512) Lookahead verified 15 nodes, estimated
+        at 0.81 of 8 nodes' rate and 0.87-0.91 of it as fast at a fixed budget, in 31 of 318
+        steps, a loss of about 1.3%; budgets estimated near the best cost little and are still
+        tried early."""
+        cost = self.exploration_cost(budget, best)
+        return self.explore_spent + cost <= self.explore_allowance * self.steps
 
     def fastest_drafting(self) -> int:
         """The drafting budget with the highest estimated rate, or a smaller one within
@@ -406,7 +433,7 @@ class AutoBudget:
                 # of an answer on increments of 0 measured in its first four steps, its wider
                 # budgets each re-measured once in 8-64 steps; see the module's notes.)
                 self.exploring = max(others)
-            elif others:
+            elif others := [b for b in others if self.affordable(b, best)]:
                 # The one tried longest ago; among equals the more promising, and among those
                 # equally promising (within ``RATE_TIE``) the widest, whose measure bounds
                 # every untried budget below it (see ``expected_tokens``). Where the forward
@@ -415,6 +442,7 @@ class AutoBudget:
                 oldest = min(self.tried_at[b] for b in others)
                 untried = [b for b in others if self.tried_at[b] == oldest]
                 self.exploring = max(self._near_fastest(untried, RATE_TIE))
+                self.explore_spent += self.exploration_cost(self.exploring, best)
                 self.tried_at[self.exploring] = self.steps
                 choice = self.exploring
         self.current, self.held = choice, self.block - 1
@@ -513,6 +541,25 @@ def drafter_candidates(drafter, max_budget: int, forward_sizes: list[int] | None
     return budgets
 
 
+def without_narrower_twins(candidates: list[int], curve: LatencyCurve) -> list[int]:
+    """``candidates`` less each drafting budget one node below another that the curve prices
+    within ``RATE_TIE`` of it (for a drafter with a window, which measures each budget in its
+    own steps).
+
+    Budgets come in such pairs (``candidate_budgets``: 7 and 8, 15 and 16) so that where a
+    kernel's groups of rows make the second forward dearer, the first is there. Where they
+    cost the same, the wider tree has one more node for drafts or the window at no cost, and
+    the two estimates, taken at different moments of the answer, only split the
+    steps between them: on ``make bench``'s prompts (fp32, no AVX-512: 8 and 9 tokens 110.1
+    and 110.8 ms) Lookahead at auto verified 7 nodes in 179 of 318 steps, where a fixed 7
+    reached MAT 1.10 and a fixed 8 1.12."""
+
+    def priced_alike(budget: int) -> bool:
+        return curve.latency(2 + budget) <= (1 + RATE_TIE) * curve.latency(1 + budget)
+
+    return [b for b in candidates if b == 0 or b + 1 not in candidates or not priced_alike(b)]
+
+
 def learning_floor(drafter) -> int:
     """The budget below which ``auto`` takes a budget only when clearly faster (0: no such
     floor, its smallest budget is a hard one): a drafter with a window whose smallest budget
@@ -541,9 +588,12 @@ def auto_budget(cfg, target, drafter) -> AutoBudget:
         target, cfg.cache_dir, **curve_options(engine), refresh=bool(engine.get("cost_refresh", False))
     )
     windowed = getattr(drafter, "window", None) is not None
+    candidates = drafter_candidates(drafter, int(engine.max_budget), curve.sizes)
+    if windowed:
+        candidates = without_narrower_twins(candidates, curve)
     return AutoBudget(
         curve,
-        drafter_candidates(drafter, int(engine.max_budget), curve.sizes),
+        candidates,
         nested=not windowed,
         learning_floor=learning_floor(drafter),
         floor_margin=float(engine.get("floor_margin", 0.05)),
@@ -552,4 +602,5 @@ def auto_budget(cfg, target, drafter) -> AutoBudget:
         memory=int(engine.acceptance_memory),
         draft_margin=float(engine.draft_margin),
         wider_margin=float(engine.get("wider_margin", 0.05)),
+        explore_allowance=float(engine.get("explore_allowance", 0.01)),
     )
