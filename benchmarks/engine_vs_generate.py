@@ -247,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         targets["fp32"] = load_target(OmegaConf.merge(cfg.model, {"dtype": "float32"}), cfg.cache_dir)
     # The model as a user of transformers loads it: our linear-layer and attention kernels off.
-    # (The GPU's cuDNN choice is process-wide, so generate shares it; it changes no CPU run.)
+    # (Its cuDNN attention choice is read from the same cache as the auto target's: a GPU's
+    # choice is the kernels' own, not ours, so generate gets it too.)
     plain = {
         "packed_linear": False,
         "small_rows_matmul": False,

@@ -37,6 +37,35 @@ def test_the_cached_choice_is_read_back_and_a_broken_cache_is_measured_again(tmp
     assert len(measured) == 2
 
 
+def test_each_model_sets_its_own_cudnn_choice_before_its_forwards(target):
+    """The switch is process-wide; two models with different choices each get theirs (on an
+    H200 the fp32 copy's choice re-enabled cuDNN under the bf16 target)."""
+    other = torch.nn.Linear(4, 4)
+    was = torch.backends.cuda.cudnn_sdp_enabled()
+    seen = []
+    record = target.model.register_forward_hook(
+        lambda *_: seen.append(torch.backends.cuda.cudnn_sdp_enabled())
+    )
+    try:
+        attention_kernel.follow(target.model, False)
+        attention_kernel.follow(other, True)
+        assert torch.backends.cuda.cudnn_sdp_enabled()  # the last choice made is in force
+        with torch.no_grad():
+            target.model(input_ids=torch.tensor([[1, 2, 3]], device=target.device))
+            assert seen == [False]
+            other(torch.zeros(1, 4))
+            assert torch.backends.cuda.cudnn_sdp_enabled()
+            attention_kernel.follow(target.model, True)  # a new choice replaces the old hook
+            target.model(input_ids=torch.tensor([[1, 2, 3]], device=target.device))
+        assert seen == [False, True]
+        assert attention_kernel.unfollow(target.model) is True
+        assert attention_kernel.unfollow(target.model) is None
+    finally:
+        record.remove()
+        attention_kernel.unfollow(target.model)
+        torch.backends.cuda.enable_cudnn_sdp(was)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="cuDNN attention needs a CUDA GPU")
 def test_on_a_gpu_both_settings_are_timed_and_the_choice_is_applied(tmp_path):
     from spec_bench.commands import compose_config
@@ -48,6 +77,9 @@ def test_on_a_gpu_both_settings_are_timed_and_the_choice_is_applied(tmp_path):
     assert with_cudnn > 0 and without > 0
     (cache,) = (tmp_path / "kernels").glob("*-attention.json")
     chosen = json.loads(cache.read_text())["cudnn_attention"]
+    torch.backends.cuda.enable_cudnn_sdp(not chosen)  # as another model's choice would
+    with torch.no_grad():
+        target.model(input_ids=torch.tensor([[1, 2, 3]], device=target.device))
     assert torch.backends.cuda.cudnn_sdp_enabled() == chosen
     assert ("no-cudnn-attention" in target.kernels) == (not chosen)
 
