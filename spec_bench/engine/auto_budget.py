@@ -114,9 +114,10 @@ Measuring methods, not the policy (what the first version got wrong):
   ``explore_allowance`` (1%) of the request's steps, in expected lost steps (``affordable``):
   a 64-token answer is too short to earn back a block at a budget estimated at 0.8 of the
   best, and Lookahead lost about 1.3% of its time verifying 15 nodes in such blocks.
-- Of two candidates one node apart that the curve prices alike, a drafter with a window
-  keeps only the wider (``without_narrower_twins``): it holds the narrower tree's drafts at
-  the same price, and two estimates of nearly the same tree only split the steps.
+- Of candidates that the curve prices alike, a drafter with a window keeps only the widest
+  (``without_narrower_alike``): it holds the narrower trees' drafts at the same price, and
+  estimates of trees so alike only split the steps (on a GPU's flat curve, HD's blocks at
+  32 nodes read below its steps at 8, and auto sat at 8 where a fixed 55 was 1.13x as fast).
 
 Budgets only change what is verified, never what is emitted: greedy outputs are identical for
 every budget. The choice is deterministic (no random exploration), so runs repeat.
@@ -541,23 +542,28 @@ def drafter_candidates(drafter, max_budget: int, forward_sizes: list[int] | None
     return budgets
 
 
-def without_narrower_twins(candidates: list[int], curve: LatencyCurve) -> list[int]:
-    """``candidates`` less each drafting budget one node below another that the curve prices
-    within ``RATE_TIE`` of it (for a drafter with a window, which measures each budget in its
-    own steps).
+def without_narrower_alike(candidates: list[int], curve: LatencyCurve) -> list[int]:
+    """``candidates`` less each drafting budget that a wider candidate matches in price: the
+    curve prices the wider one's forward within ``RATE_TIE`` of it (for a drafter with a
+    window, which measures each budget in its own steps).
 
-    Budgets come in such pairs (``candidate_budgets``: 7 and 8, 15 and 16) so that where a
-    kernel's groups of rows make the second forward dearer, the first is there. Where they
-    cost the same, the wider tree has one more node for drafts or the window at no cost, and
-    the two estimates, taken at different moments of the answer, only split the
-    steps between them: on ``make bench``'s prompts (fp32, no AVX-512: 8 and 9 tokens 110.1
-    and 110.8 ms) Lookahead at auto verified 7 nodes in 179 of 318 steps, where a fixed 7
-    reached MAT 1.10 and a fixed 8 1.12."""
-
-    def priced_alike(budget: int) -> bool:
-        return curve.latency(2 + budget) <= (1 + RATE_TIE) * curve.latency(1 + budget)
-
-    return [b for b in candidates if b == 0 or b + 1 not in candidates or not priced_alike(b)]
+    Where they cost the same, the wider tree has more nodes for drafts or the window at no
+    cost, and the two estimates, taken at different moments of the answer, only split the
+    steps between them. Budgets come in pairs one node apart (``candidate_budgets``: 7 and 8,
+    15 and 16) so that where a kernel's groups of rows make the second forward dearer, the
+    first is there; where they cost the same (fp32, no AVX-512: 8 and 9 tokens 110.1 and
+    110.8 ms), Lookahead at auto verified 7 nodes in 179 of 318 of ``make bench``'s steps,
+    where a fixed 7 reached MAT 1.10 and a fixed 8 1.12. On a GPU every size up to 33 tokens
+    costs the same (an H200, bf16, cuDNN planning each new shape: 60.1-60.6 ms): with 8 and 32
+    nodes both candidates, HD's one 4-step block at 32 (1.25 tokens a step) read below its
+    steps at 8 (1.29), and HD at auto verified 8 nodes in most steps (MAT 1.39) where a fixed
+    32 reached 1.53 and its published 55 1.60, 1.13x auto's speed re-timed in pairs."""
+    kept: list[int] = []  # widest first: a budget is matched only by one that stays
+    for budget in sorted((b for b in candidates if b > 0), reverse=True):
+        price = (1 + RATE_TIE) * curve.latency(1 + budget)
+        if not any(curve.latency(1 + wider) <= price for wider in kept):
+            kept.append(budget)
+    return [b for b in candidates if b == 0 or b in kept]
 
 
 def learning_floor(drafter) -> int:
@@ -590,7 +596,7 @@ def auto_budget(cfg, target, drafter) -> AutoBudget:
     windowed = getattr(drafter, "window", None) is not None
     candidates = drafter_candidates(drafter, int(engine.max_budget), curve.sizes)
     if windowed:
-        candidates = without_narrower_twins(candidates, curve)
+        candidates = without_narrower_alike(candidates, curve)
     return AutoBudget(
         curve,
         candidates,
