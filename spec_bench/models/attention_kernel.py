@@ -13,8 +13,8 @@ device, dtype and thread count, like the linear-layer kernel (``small_matmul``).
 cuDNN: nothing is chosen there.
 
 PyTorch keeps the switch process-wide, but the choice belongs to one model: ``make bench`` loads
-the target in bf16 and again in fp32, and the fp32 load's choice (cuDNN allowed: it has no fp32
-attention to plan) re-enabled cuDNN under the bf16 model, whose forwards then took 54-60 ms
+the target in bf16 and again in fp32, and the fp32 load's choice (cuDNN allowed) re-enabled
+cuDNN under the bf16 model, which had measured it slower, and whose forwards then took 54-60 ms
 instead of ~20 on an H200 (benchmarks/nvidia-h200-16t/2026-11-28-cudnn-per-model). So each
 model sets the switch to its own choice before each of its forwards (``follow``).
 """
