@@ -128,17 +128,48 @@ class SourceDrafter:
             if len(proposal) >= room or (counted and drafts >= self.max_drafts):
                 continue
             cap = min(room, len(proposal) + self.max_nodes.get(label, room))
-            for path in self.sources[label].lookup(context, cap - len(proposal)):
+            source = self.sources[label]
+            for path in source.lookup(context, cap - len(proposal)):
                 if counted and drafts >= self.max_drafts:
                     break
                 if not path or (self.dedup and proposal.contains(path)):
                     continue
-                if proposal.add_path(path, label, cap) == 0 and not proposal.contains(path):
+                columns = source.columns_needed(context, path) if self.window is not None else 0
+                if proposal.add_path(path, label, cap, columns) == 0 and not proposal.contains(path):
                     break  # this source's share is full
                 drafts += counted
         if self.window is not None:
             self.window.add_to(proposal, self.window.columns_fitting(budget - len(proposal)))
         return proposal
+
+    def smallest_budgets(self, proposal: Proposal, nodes: list[int], budget: int) -> list[int]:
+        """For each of the draft ``nodes`` of ``proposal`` (verified under ``budget``), the
+        smallest budget under which this drafter would have drafted it, had every step of the
+        request verified that budget: one whose drafts' room holds the node's number and whose
+        window has the columns that harvested its draft (``Proposal.columns``).
+
+        Without a window a smaller budget's tree is the first nodes of a larger one's (node
+        ``i`` needs ``i + 1``). With one, the columns also count: a narrower window's columns
+        iterate as the wider one's first columns do, and harvest the same n-grams, so a draft
+        harvested by column ``c`` would be missing from every budget whose window is narrower.
+        An estimate (a narrower window also evicts less, and reaches each position in other
+        steps), but what lets ``auto`` credit a window with the drafts it makes possible later,
+        which the steps that verify it do not show."""
+        if self.window is None:
+            return [node + 1 for node in nodes]
+        smallest = []
+        for node in nodes:
+            needed = proposal.columns[node]
+            fits = (b for b in range(node + 1, budget) if self._holds(b, node, needed, proposal.n_drafts))
+            smallest.append(next(fits, budget))
+        return smallest
+
+    def _holds(self, budget: int, node: int, columns: int, n_drafts: int) -> bool:
+        """Whether ``budget``'s proposal holds draft ``node`` and a window of ``columns``
+        columns (as ``propose`` fills it: the drafts' room first, the window what is left)."""
+        room = budget - self.window_room(budget)
+        drafts = min(room, n_drafts)
+        return node < room and self.window.columns_fitting(budget - drafts) >= columns
 
     def observe(self, step: StepResult) -> None:
         harvested = self.window.advance(step) if self.window is not None else []

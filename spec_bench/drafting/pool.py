@@ -5,6 +5,13 @@ already there moves it to the most recent end (lade's ``remove`` + ``append``); 
 to a full key evicts the least recently added. Lookahead (lade) and the official HD code
 both draft a key's continuations oldest first; ``newest_first`` drafts the freshest first
 (our fix: with a larger cap than the drafts taken, oldest first drafts the stalest).
+
+Each continuation remembers the fewest window columns that put it there (``columns``: 0 for
+one read from the prompt or the accepted text, ``c + 1`` for one harvested from column
+``c``): a narrower window's columns iterate exactly as the wider one's first columns (a
+column sees only the columns before it), so the pool a narrower window would have filled
+is, roughly, the continuations needing no more than its columns. ``auto`` reads this to
+credit a wider window with the drafts it makes possible in later steps.
 """
 
 from __future__ import annotations
@@ -28,20 +35,30 @@ class NGramPool:
             raise ValueError(f"capacity must be >= 0, got {capacity}")
         self.capacity = capacity
         self.entries: dict[int, list[tuple[int, ...]]] = {}
+        self.origins: dict[tuple[int, tuple[int, ...]], int] = {}
 
     def __len__(self) -> int:
         return sum(len(continuations) for continuations in self.entries.values())
 
-    def add(self, ngram: list[int]) -> None:
+    def add(self, ngram: list[int], columns: int = 0) -> None:
+        """Add ``ngram`` (key, continuation) that ``columns`` window columns put here (0:
+        none did)."""
         if len(ngram) < 2 or self.capacity == 0:
             return
-        continuation = tuple(ngram[1:])
-        continuations = self.entries.setdefault(ngram[0], [])
+        key, continuation = ngram[0], tuple(ngram[1:])
+        continuations = self.entries.setdefault(key, [])
         if continuation in continuations:
             continuations.remove(continuation)
+            columns = min(columns, self.origins[(key, continuation)])
         elif len(continuations) >= self.capacity:
-            del continuations[0]
+            del self.origins[(key, continuations.pop(0))]
         continuations.append(continuation)
+        self.origins[(key, continuation)] = columns
+
+    def columns(self, token: int, continuation: list[int]) -> int:
+        """The fewest window columns that put ``continuation`` of ``token`` here (0 if none
+        did, or it is not here)."""
+        return self.origins.get((token, tuple(continuation)), 0)
 
     def lookup(self, token: int, limit: int, newest_first: bool) -> list[list[int]]:
         """Up to ``limit`` continuations of ``token``: the oldest or the newest first."""
@@ -96,10 +113,13 @@ class PoolSource(Source):
     def lookup(self, context: list[int], room: int) -> list[list[int]]:
         return self.pool.lookup(context[-1], self.capacity, self.newest_first)
 
+    def columns_needed(self, context: list[int], path: list[int]) -> int:
+        return self.pool.columns(context[-1], path)
+
     def observe(self, step: StepResult, harvested: list[list[int]]) -> None:
-        for ngram in harvested:
+        for column, ngram in enumerate(harvested):  # one n-gram per column, in column order
             if len(ngram) == self.level:
-                self.pool.add(ngram)
+                self.pool.add(ngram, column + 1)
         # Accepted n-grams after the window's: verified text is the freshest evidence.
         self.history.extend(step.tokens)
         end = len(self.history)

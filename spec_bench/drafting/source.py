@@ -51,9 +51,13 @@ class DraftSource(Protocol):
     def lookup(self, context: list[int], room: int) -> list[list[int]]:
         """Draft paths continuing ``context``, best first; ``room`` new nodes are left."""
 
+    def columns_needed(self, context: list[int], path: list[int]) -> int:
+        """How many columns of the Jacobi window, verified in earlier steps, this source's
+        draft ``path`` of ``context`` needed to exist (0: none)."""
+
     def observe(self, step: StepResult, harvested: list[list[int]]) -> None:
         """A step finished (``step.tokens`` are now context); ``harvested``: the Jacobi
-        window's new n-grams."""
+        window's new n-grams, one per column it verified, in column order."""
 
 
 class Source:
@@ -71,6 +75,9 @@ class Source:
 
     def reset(self, prompt_ids: list[int]) -> None:
         pass
+
+    def columns_needed(self, context: list[int], path: list[int]) -> int:
+        return 0
 
     def observe(self, step: StepResult, harvested: list[list[int]]) -> None:
         pass

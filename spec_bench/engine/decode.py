@@ -292,12 +292,26 @@ class Engine:
         # Keep the root and the accepted drafts; the bonus token is next step's root.
         kept = [past_length] + [past_length + 1 + node for node in accepted]
         request.cache.keep(past_length, kept)
-        self.budget.record(budget, len(proposal), len(accepted), accepted)
+        ranks = accepted
+        if getattr(self.budget, "measures_smaller", False):
+            ranks = _ranks(drafter, proposal, accepted, budget)
+        self.budget.record(budget, len(proposal), len(accepted), ranks)
         if measured_alike:
-            self.budget.record(shadow, len(proposal), len(accepted), accepted)
+            self.budget.record(shadow, len(proposal), len(accepted), ranks)
         result.proposed.append(len(proposal))
         clock.charge("bookkeeping")
         return StepResult(tokens, sources, proposal, acceptance.branch_predictions, topk, root=context[-1])
+
+
+def _ranks(drafter: Drafter, proposal: Proposal, accepted: list[int], budget: int) -> list[int]:
+    """The accepted nodes as a budget policy reads them: each one's number in the smallest
+    tree holding it, so that a tree of ``c`` nodes holds those numbered below ``c``. A
+    drafter whose smaller trees are not its larger tree's first nodes (a Jacobi window, whose
+    columns feed later drafts) says which budget would have held each (``smallest_budgets``)."""
+    smallest = getattr(drafter, "smallest_budgets", None)
+    if smallest is None or not accepted:
+        return accepted
+    return [b - 1 for b in smallest(proposal, accepted, budget)]
 
 
 def _shadow_path(proposal: Proposal, continuation: list[int]) -> list[int] | None:

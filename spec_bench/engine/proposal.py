@@ -24,6 +24,10 @@ class Proposal:
     position ``root + depth`` and is not verified: the engine only returns the model's
     greedy prediction after it in ``StepResult.branch_predictions``.
 
+    ``columns`` holds, per draft node, how many columns of the drafter's Jacobi window had to
+    be verified in earlier steps for the node's draft to exist (0: it needs no window), so a
+    budget policy can tell what a narrower window would have drafted (``smallest_budgets``).
+
     ``max_accepted`` caps the draft tokens the engine may accept along any path (``None``:
     no cap). Nodes below the cap are still verified, and paid for: that is how lade's
     verification loop works (it never counts a guess's last token as matched).
@@ -32,6 +36,7 @@ class Proposal:
     tokens: list[int] = field(default_factory=list)
     parents: list[int] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    columns: list[int] = field(default_factory=list)
     branch_tokens: list[int] = field(default_factory=list)
     branch_parents: list[int] = field(default_factory=list)
     max_accepted: int | None = None
@@ -44,9 +49,10 @@ class Proposal:
     def n_drafts(self) -> int:
         return len(self.tokens)
 
-    def add_path(self, path: list[int], source: str, budget: int) -> int:
+    def add_path(self, path: list[int], source: str, budget: int, columns: int = 0) -> int:
         """Merge ``path`` into the trie without exceeding ``budget`` nodes in total
-        (drafts and branch). Returns how many new nodes were added."""
+        (drafts and branch); its new nodes needed ``columns`` window columns. Returns how
+        many new nodes were added."""
         parent, added = ROOT, 0
         for token in path:
             node = self._child.get((parent, token))
@@ -57,6 +63,7 @@ class Proposal:
                 self.tokens.append(token)
                 self.parents.append(parent)
                 self.sources.append(source)
+                self.columns.append(columns)
                 self._child[(parent, token)] = node
                 added += 1
             parent = node
