@@ -791,3 +791,53 @@ def test_an_untried_wider_budget_is_valued_by_the_chain_fitted_to_what_was_measu
         auto.record(8, 8, 1 if _ == 0 else 0)
     assert auto.expected_tokens(16) == pytest.approx(1.25, abs=0.01)
     assert auto.best() == 8
+
+
+def pool_paying_later(steps: int, measuring: bool) -> Counter:
+    """A drafter with a window whose pool pays later, on the H200's flat curve: a draft needing
+    no window is accepted every step, and a second one, harvested by columns only 55 nodes
+    verify (numbered 20 in the smallest tree holding it), once the window was that wide in 6
+    of the last 8 steps (or all of them, early in the answer). Verified budgets: 15 and 55."""
+    auto = AutoBudget(H200_BF16, [15, 55], measures_smaller=measuring)
+    chosen, wide = Counter(), []
+    for _ in range(steps):
+        budget = auto.choose()
+        wide = (wide + [budget == 55])[-8:]
+        ranks = [0, 20] if budget == 55 and sum(wide) >= 0.75 * len(wide) else [0]
+        auto.record(budget, budget, len(ranks), ranks)
+        chosen[budget] += 1
+    return chosen
+
+
+def test_a_windowed_drafter_measuring_narrower_budgets_opens_wide_and_keeps_what_its_window_pays():
+    """Steps at 55 nodes measure 15 as its tree would have drafted, without what only the wider
+    window harvested: one draft a step against two. Opening narrow, a block at 55 now and then
+    reads no better (the pool is still the narrow window's), and the policy stays narrow."""
+    assert pool_paying_later(200, measuring=True)[55] >= 190
+    assert pool_paying_later(200, measuring=False)[15] >= 180
+
+
+def test_a_windowed_drafter_measuring_narrower_budgets_credits_them_and_its_cut_steps():
+    auto = AutoBudget(H200_BF16, [15, 55, 127], measures_smaller=True)
+    plain = AutoBudget(H200_BF16, [15, 55, 127])
+    # Opening: the widest within 5% of the fastest by the priors (127 nodes cost 2.3% more than
+    # 15 here), held for a block; without the measures, the fastest.
+    assert [auto.choose() for _ in range(auto.block)] == [127] * auto.block
+    assert plain.choose() == 15
+    # The accepted nodes, numbered in the smallest tree holding each: 15 nodes hold the first
+    # two, 55 all three.
+    auto.record(127, 55, 3, [0, 1, 30])
+    assert {b: auto.observed[b] for b in auto.candidates} == {15: 1, 55: 1, 127: 1}
+    assert (auto.tokens[15], auto.tokens[55], auto.tokens[127]) == (3.0, 4.0, 4.0)
+    # Cut short by the answer's end (40 nodes left of 127): still a step of the budget chosen,
+    # and of the narrower ones (55 would have been cut alike).
+    auto.record(40, 40, 1, [0])
+    assert {b: auto.observed[b] for b in auto.candidates} == {15: 2, 55: 2, 127: 2}
+    # Explored: only wider budgets, every narrower one is measured by the steps verified.
+    auto = AutoBudget(H200_BF16, [15, 55, 127], measures_smaller=True, explore_every=1, block=1)
+    auto.tokens[15] = 3.0  # 15 looks best: an exploration block tries a wider budget
+    auto.observed[15] = 1
+    auto._rates.clear()
+    auto.held = 0
+    explored = {auto.choose() for _ in range(8)} - {auto.best()}
+    assert explored and min(explored) > auto.best()

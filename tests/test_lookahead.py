@@ -269,3 +269,56 @@ def test_only_a_drafter_whose_sources_all_need_the_window_has_a_minimum_budget()
     assert lookahead.sources["lookahead"].needs_window
     assert hd.min_budget == 1
     assert not hd.sources["W"].needs_window and not hd.sources["L"].needs_window
+
+
+def test_the_pool_remembers_the_fewest_window_columns_that_put_each_continuation_there():
+    pool = NGramPool(capacity=2)
+    pool.add([1, 2, 3], columns=5)  # harvested by column 4
+    pool.add([1, 2, 3], columns=2)  # again, by column 1: a window of 2 columns has it too
+    pool.add([1, 2, 3], columns=7)
+    assert pool.columns(1, [2, 3]) == 2
+    pool.add([1, 4, 5])  # from the prompt or the accepted text: no window needed
+    assert pool.columns(1, [4, 5]) == 0
+    pool.add([1, 6, 7], columns=3)  # full: [2, 3] is evicted, and so is what it needed
+    assert pool.columns(1, [2, 3]) == 0 and (1, (2, 3)) not in pool.origins
+    pool.add([1, 2, 3], columns=4)
+    assert pool.columns(1, [2, 3]) == 4 and len(pool.origins) == len(pool) == 2
+
+
+def test_drafts_carry_the_columns_that_harvested_them():
+    drafter = lookahead()
+    results = run_toy(drafter, 55, steps=30)
+    drafted = [step.proposal for step in results if step.proposal.n_drafts]
+    assert drafted  # the window's n-grams were drafted
+    # Lookahead's pool is the window's alone: every draft needed a column, at most all 7.
+    assert all(1 <= c <= 7 for p in drafted for c in p.columns)
+    assert any(c > 2 for p in drafted for c in p.columns)  # beyond a 15-node window's 2
+    # HD's W also reads the prompt: a draft of the prompt's n-grams needs no column.
+    hd = drafter_from_config("hd", "drafter.order=[W]")
+    hd.reset([1, 2, 3, 4, 5, 1])
+    proposal = hd.propose([1, 2, 3, 4, 5, 1], budget=10)
+    assert proposal.tokens[:4] == [2, 3, 4, 5] and proposal.columns[:4] == [0] * 4
+
+
+def test_a_draft_a_wider_window_harvested_needs_a_budget_whose_window_has_its_column():
+    """Lookahead at 55 (window 27 of 55 nodes): under a budget ``b`` the window keeps
+    ``int(b * 27/55)`` nodes in whole columns of 4 (the root's column 3), the drafts the rest."""
+    drafter = lookahead()
+    run_toy(drafter, 55, steps=6)  # warmed up: columns of 4 rows
+    proposal = Proposal()
+    proposal.add_path([1, 2, 3, 4], "lookahead", 55, columns=3)  # nodes 0-3, column 2's harvest
+    for first in range(20, 26):
+        proposal.add_path([first, 2, 3, 4], "lookahead", 55)  # nodes 4-27, from the prompt
+    assert proposal.n_drafts == 28
+    # Node 0, needing 3 columns, from 23 nodes (23 * 27/55 = 11.3: three columns, 11 nodes;
+    # 12 left for the drafts); at 22 the window keeps two columns (10.8). Node 4, needing
+    # none, from 5 (2.5: no column). Node 20: 36 nodes leave 21 for the drafts (17.7: four
+    # columns, 15 nodes), 35 only 20.
+    assert drafter.smallest_budgets(proposal, [0, 4, 20], 55) == [23, 5, 36]
+    proposal.columns[0] = 0
+    assert drafter.smallest_budgets(proposal, [0], 55) == [1]
+    # Nothing smaller holds it: the budget verified.
+    proposal.columns[0] = 8
+    assert drafter.smallest_budgets(proposal, [0], 55) == [55]
+    # Without a window, the first nodes of a larger tree.
+    assert drafter_from_config("pld").smallest_budgets(proposal, [0, 5], 10) == [1, 6]
