@@ -482,6 +482,30 @@ def test_a_learning_floor_yields_only_to_a_measured_budget_clearly_faster():
     assert simulate(unfloored, richer_at_floor).most_common(1)[0][0] == 3
 
 
+def test_a_windowed_drafters_floor_steps_measure_the_budgets_below_it_in_pairs():
+    """A drafter with a window that says which budget would have held each accepted node
+    (HD+TR) measures the budgets below its learning floor in the floor's steps: a block of
+    its own at a bad moment no longer decides them (3 nodes once read 0.7x as fast as 7 and
+    were never tried again)."""
+
+    def windowed(curve: LatencyCurve) -> AutoBudget:
+        return AutoBudget(curve, BELOW_AND_ABOVE_FLOOR, learning_floor=7, measures_smaller=True)
+
+    # Where 8 tokens cost 1.10x what 4 do, the priors price 7 nodes within 5% of 3: it opens.
+    tenth_dearer = LatencyCurve(sizes=[1, 2, 4, 8, 16], seconds=[0.015, 0.0155, 0.0156, 0.0172, 0.022])
+    auto = windowed(tenth_dearer)
+    for _ in range(auto.block):  # the root's first child accepted in every step
+        assert auto.choose() == 7
+        auto.record(7, 7, 1, [0])
+    assert auto.observed[3] == auto.block and auto.observed[1] == auto.block
+    # 3 nodes gained as much, faster by more than the floor's margin: chosen without a block
+    # of their own.
+    assert auto.rate(3) > (1 + auto.floor_margin) * auto.rate(7)
+    assert auto.choose() == 3
+    # Where 7 nodes cost 1.17x what 3 do, the opening is below the floor.
+    assert windowed(STEEP_FP32).choose() == 3
+
+
 # bf16 on the 2-core EPYC with AVX-512 (make bench, 2026-11-28): 2 and 4 tokens a forward
 # cost the same, 5 tokens (interpolated) 1.6% more.
 FLAT_BF16 = LatencyCurve(

@@ -23,10 +23,18 @@ Measuring methods, not the policy (what the first version got wrong):
   Measured on ``make bench``'s prompts: Suffix+TR at auto verified 4 nodes in most steps at
   MAT 1.22 while a fixed 8 reached MAT 1.36 at the same forward time; with the floor, auto's
   MAT was 1.36). For a drafter with a window the learning floor is soft
-  (``learning_floor``): it verifies each budget in its own steps, which show what training
-  fewer rows costs, so a budget below the floor is chosen once measured ``floor_margin``
+  (``learning_floor``): a budget below the floor is chosen once measured ``floor_margin``
   (5%) faster. Where 4 tokens a forward cost much less than 8 (fp32 without AVX-512), a
-  hard floor held HD+TR at 7 nodes where a fixed 3 was 1.09x as fast.
+  hard floor held HD+TR at 7 nodes where a fixed 3 was 1.09x as fast. Budgets below the
+  floor are measured in pairs inside the floor's steps, as every narrower budget is
+  (``measures_smaller`` below), not only in their own: read off a 4-step block of their
+  own, at a moment the pool was empty, 3 nodes looked 0.7x as fast as 7 and were never
+  tried again, and HD+TR at ``auto`` verified 7 nodes in 120 of 265 steps and 1 node in 48
+  (bf16, AVX-512: 7 nodes cost 1.15x what 3 do) where a fixed 3 or 4 was 1.05x as fast
+  (MAT 1.35, 1.37; a fixed 7: 1.36). A pair reads a narrower tree's drafts trained as the
+  floor trains, an upper bound on what it gains; the rows it would not learn cost about
+  1% of MAT on ``make bench``'s prompts (fixed 3 against 7: 1.35 against 1.36 in bf16,
+  1.30 against 1.32 in fp32), inside the margin.
 - Delayed payoff: a choice is held for ``block`` steps, so what a window harvests in one step
   and drafts in the next is credited to the budget that paid for it.
 - Exploration is not local: every ``explore_every`` steps one other candidate is tried for a
@@ -250,9 +258,9 @@ class AutoBudget:
         # their own measure, and only when faster than the floor's choice by ``floor_margin``.
         self.learning_floor = learning_floor
         self.floor_margin = floor_margin
-        # The budgets a step measures in pairs: from the learning floor up (a budget below it
-        # learns less a step, which only its own steps show).
-        self.ladder = [b for b in self.drafting if b >= learning_floor] if self.measures_smaller else []
+        # The budgets a step measures in pairs: all of them, below a learning floor too (see
+        # the module's notes on the floor).
+        self.ladder = list(self.drafting) if self.measures_smaller else []
         # Shadow exploration costs drafting time only; verified exploration costs forwards.
         self.explore_floor = explore_floor if nested else explore_floor_verified
         # Verified exploration's expected loss, in steps, is kept within this share of the
@@ -305,8 +313,10 @@ class AutoBudget:
         (``SourceDrafter.smallest_budgets``); a narrower opening measures no wider one, whose
         window pays in later steps and shows little in one block. Opening at the fastest by
         the priors (15 nodes, 1.2% cheaper than 55 on an H200's curve), HD verified 15 nodes
-        for the first 8 steps of every answer."""
-        top = self.rate(self.best())
+        for the first 8 steps of every answer. The fastest as ``best`` takes it, of every
+        budget, a learning floor's narrower ones too: opening at the floor (HD+TR's 7 nodes,
+        1.15x the time of 3 in bf16) cost a block of its price in every answer."""
+        top = self.rate(max(self._near_fastest(self.ladder, RATE_TIE)))
         return max(b for b in self.ladder if self.rate(b) * (1 + self.opening_margin) >= top)
 
     def expected_tokens(self, budget: int) -> float:
@@ -404,11 +414,10 @@ class AutoBudget:
         fraction of a percent below budget 1, and PLD verified 1 node in 165 of 300 steps at
         MAT 1.17 where a fixed 8 reached 1.24.
 
-        Budgets below ``learning_floor`` (offered only to a drafter that verifies each budget
-        in its own steps) compete apart: the fastest of them replaces the choice above the
-        floor only once it has been verified for a block and is estimated ``floor_margin``
-        faster. Its own steps then show what learning less costs, in the drafts of the
-        steps after them."""
+        Budgets below ``learning_floor`` (offered only to a drafter with a window) compete
+        apart: the fastest of them replaces the choice above the floor only once it has been
+        measured for a block (in pairs, in the floor's steps) and is estimated
+        ``floor_margin`` faster."""
         learned = [b for b in self.drafting if b >= self.learning_floor] or self.drafting
         choice = self._fastest_among(learned)
         below = [b for b in self.drafting if b < learned[0] and self.observed[b] >= self.block]
@@ -634,10 +643,10 @@ def learning_floor(drafter) -> int:
     A hard floor was set where 7 nodes cost about what 3 do (the AVX-512 EPYC, bf16). On the
     2-core EPYC without AVX-512 (fp32: 4 tokens a forward 84 ms, 8 tokens 98 ms) HD+TR at
     ``auto`` verified 7 nodes or more in 234 of 259 steps at MAT 1.35, while a fixed 3 reached
-    MAT 1.31 and ran 1.09x as fast. Such a drafter verifies each budget in its own steps (not
-    nested), so a smaller tree's steps show the drafts it loses by learning less. A nested
-    drafter's smaller budgets are measured inside the larger tree's steps, trained at the
-    floor: they cannot show it, and keep a hard floor."""
+    MAT 1.31 and ran 1.09x as fast. Its budgets below the floor are measured in pairs in the
+    floor's steps, and ``floor_margin`` covers the rows they would not learn (about 1% of
+    MAT for HD+TR; see the module's notes). A nested drafter keeps a hard floor: without it,
+    Suffix+TR verified 4 nodes in most steps at MAT 1.22 where a fixed 8 reached 1.36."""
     windowed = getattr(drafter, "window", None) is not None
     learning = int(getattr(drafter, "learning_budget", 1))
     window = int(getattr(drafter, "window_budget", 1))
