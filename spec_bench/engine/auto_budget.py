@@ -30,8 +30,8 @@ Measuring methods, not the policy (what the first version got wrong):
   (``measures_smaller`` below), not only in their own: read off a 4-step block of their
   own, at a moment the pool was empty, 3 nodes looked 0.7x as fast as 7 and were never
   tried again, and HD+TR at ``auto`` verified 7 nodes in 120 of 265 steps and 1 node in 48
-  (bf16, AVX-512: 7 nodes cost 1.15x what 3 do) where a fixed 3 or 4 was 1.05x as fast
-  (MAT 1.35, 1.37; a fixed 7: 1.36). A pair reads a narrower tree's drafts trained as the
+  (bf16, AVX-512: 7 nodes cost 1.15x what 3 do) where a fixed 4 ran 1.03x as fast in
+  pairs (MAT 1.37; a fixed 3: 1.35, a fixed 7: 1.36). A pair reads a narrower tree's drafts trained as the
   floor trains, an upper bound on what it gains; the rows it would not learn cost about
   1% of MAT on ``make bench``'s prompts (fixed 3 against 7: 1.35 against 1.36 in bf16,
   1.30 against 1.32 in fp32), inside the margin.
