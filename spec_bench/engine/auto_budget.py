@@ -31,10 +31,10 @@ Measuring methods, not the policy (what the first version got wrong):
   own, at a moment the pool was empty, 3 nodes looked 0.7x as fast as 7 and were never
   tried again, and HD+TR at ``auto`` verified 7 nodes in 120 of 265 steps and 1 node in 48
   (bf16, AVX-512: 7 nodes cost 1.15x what 3 do) where a fixed 4 ran 1.03x as fast in
-  pairs (MAT 1.37; a fixed 3: 1.35, a fixed 7: 1.36). A pair reads a narrower tree's drafts trained as the
-  floor trains, an upper bound on what it gains; the rows it would not learn cost about
-  1% of MAT on ``make bench``'s prompts (fixed 3 against 7: 1.35 against 1.36 in bf16,
-  1.30 against 1.32 in fp32), inside the margin.
+  pairs (MAT 1.37; a fixed 3: 1.35, a fixed 7: 1.36). A pair reads a narrower tree's
+  drafts trained as the floor trains, an upper bound on what it gains; the rows it would
+  not learn cost about 1% of MAT on ``make bench``'s prompts (fixed 3 against 7: 1.35
+  against 1.36 in bf16, 1.30 against 1.32 in fp32), inside the margin.
 - Delayed payoff: a choice is held for ``block`` steps, so what a window harvests in one step
   and drafts in the next is credited to the budget that paid for it.
 - Exploration is not local: every ``explore_every`` steps one other candidate is tried for a
@@ -316,7 +316,7 @@ class AutoBudget:
         for the first 8 steps of every answer. The fastest as ``best`` takes it, of every
         budget, a learning floor's narrower ones too: opening at the floor (HD+TR's 7 nodes,
         1.15x the time of 3 in bf16) cost a block of its price in every answer."""
-        top = self.rate(max(self._near_fastest(self.ladder, RATE_TIE)))
+        top = self.rate(self._fastest_among(self.ladder))
         return max(b for b in self.ladder if self.rate(b) * (1 + self.opening_margin) >= top)
 
     def expected_tokens(self, budget: int) -> float:
