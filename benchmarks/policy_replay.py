@@ -4,7 +4,7 @@ in fp32 at ``auto`` and at fixed budgets, every step priced by a cost curve inst
     python -m benchmarks.policy_replay --curve benchmarks/amd-epyc-2t/<run>.json \\
         [--drafters pld,rest] [--budgets 1,2,3,4,8] [--out DIR] [overrides]
 
-Why: ``make bench`` times the policy in the fastest dtype, and there two things besides the
+Why: ``make bench`` times the policy in the fastest dtype, and there, two things besides the
 policy move its ratio to the best fixed budget. A shared CPU's noise (AR against a copy of
 itself: 0.99-1.00 in pairs), and, in bf16, each budget's own greedy text: a forward of more
 tokens rounds differently, near-ties flip, and on the AVX-512 EPYC PLD's answer to the RAG
