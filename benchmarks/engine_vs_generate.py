@@ -51,6 +51,7 @@ from spec_bench.engine.auto_budget import auto_budget
 from spec_bench.engine.budget import FixedBudget
 from spec_bench.engine.cost import curve_options, load_latency_curve
 from spec_bench.engine.proposal import NoDrafter
+from spec_bench.errors import HarnessError
 from spec_bench.models import load_target
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,6 +59,16 @@ QUESTION_FILES = (
     REPO / "data/spec_bench/question.jsonl",
     REPO.parent / "shared/data/spec_bench/question.jsonl",
 )
+
+
+def question_file() -> Path:
+    """The first of ``QUESTION_FILES`` that exists (the project's copy, else the shared one)."""
+    found = next((path for path in QUESTION_FILES if path.is_file()), None)
+    if found is None:
+        raise HarnessError(f"no Spec-Bench questions at {' or '.join(map(str, QUESTION_FILES))}")
+    return found
+
+
 DRAFTERS = "pld,rest,lookahead,hd,token_recycling,suffix,hd_tr,hd_suffix,suffix_tr"
 SPLIT_SIZES = (1, 16)  # forwards split into linear layers, attention and the rest
 SPLIT_CALLS = 10
@@ -268,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             targets[name] = load_target(cfg.model, cfg.cache_dir)
             targets[name].compile()
         stage(started, "loaded the targets to compile (each compiles at its first forwards)")
-    questions = Path(args.questions) if args.questions else next(p for p in QUESTION_FILES if p.is_file())
+    questions = Path(args.questions) if args.questions else question_file()
     prompts = pick_prompts(targets["auto"], questions, args.prompts)
 
     stage(started, "measuring bandwidth, matmul rate and cost curves")

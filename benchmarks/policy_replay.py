@@ -27,12 +27,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from benchmarks.engine_vs_generate import QUESTION_FILES, fresh_drafter, pick_prompts
+from benchmarks.engine_vs_generate import fresh_drafter, pick_prompts, question_file
 from benchmarks.variants import engine_variant
 from spec_bench.commands import compose_config
-from spec_bench.engine.auto_budget import auto_budget
+from spec_bench.engine.auto_budget import auto_budget, configured_curve
 from spec_bench.engine.budget import FixedBudget
-from spec_bench.engine.cost import LatencyCurve, curve_options, load_latency_curve
+from spec_bench.engine.cost import LatencyCurve
 from spec_bench.errors import HarnessError
 from spec_bench.models import load_target
 
@@ -138,11 +138,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     cfg = compose_config(["model.dtype=float32", *args.overrides])  # fp32: one text for every budget
     target = load_target(cfg.model, cfg.cache_dir)
-    if args.curve:
-        curve = read_curve(args.curve, args.curve_dtype)
-    else:  # this machine's, as ``auto`` reads it (fp32 here)
-        curve = load_latency_curve(target, cfg.cache_dir, **curve_options(cfg.engine))
-    prompts = pick_prompts(target, next(path for path in QUESTION_FILES if path.is_file()), args.prompts)
+    # Without --curve, this machine's, as ``auto`` reads it (fp32 here).
+    curve = read_curve(args.curve, args.curve_dtype) if args.curve else configured_curve(cfg, target)
+    prompts = pick_prompts(target, question_file(), args.prompts)
     budgets = [int(b) for b in args.budgets.split(",") if b]
     results, lines = {}, list(HEADER)
     print("\n".join(HEADER), flush=True)

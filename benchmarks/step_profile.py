@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.engine_vs_generate import QUESTION_FILES, fresh_drafter, pick_prompts
+from benchmarks.engine_vs_generate import fresh_drafter, pick_prompts, question_file
 from spec_bench.commands import compose_config
 from spec_bench.engine.auto_budget import auto_budget
 from spec_bench.engine.budget import FixedBudget
@@ -162,8 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
-    questions = next(path for path in QUESTION_FILES if path.is_file())
-    prompts = pick_prompts(target, questions, args.prompts)
+    prompts = pick_prompts(target, question_file(), args.prompts)
     drafters = [name for name in args.drafters.split(",") if name]
     lines = out / "step_profile.jsonl"
     with lines.open("w") as sink:

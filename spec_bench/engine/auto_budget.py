@@ -653,17 +653,23 @@ def learning_floor(drafter) -> int:
     return learning if windowed and learning > window else 0
 
 
-def auto_budget(cfg, target, drafter, curve: LatencyCurve | None = None) -> AutoBudget:
-    """``engine.budget=auto``: the cached (or freshly measured) curve unless ``curve`` is given
-    (another machine's, to replay its decisions: ``benchmarks.policy_replay``), the drafter's
-    candidates and the policy's settings."""
+def configured_curve(cfg, target) -> LatencyCurve:
+    """The cost curve ``auto`` reads for ``target``: cached, or measured afresh where
+    ``engine.cost_refresh`` asks or none fits the settings."""
     from spec_bench.engine.cost import curve_options, load_latency_curve
 
     engine = cfg.engine
+    refresh = bool(engine.get("cost_refresh", False))
+    return load_latency_curve(target, cfg.cache_dir, **curve_options(engine), refresh=refresh)
+
+
+def auto_budget(cfg, target, drafter, curve: LatencyCurve | None = None) -> AutoBudget:
+    """``engine.budget=auto``: the configured curve unless ``curve`` is given (another
+    machine's, to replay its decisions: ``benchmarks.policy_replay``), the drafter's
+    candidates and the policy's settings."""
+    engine = cfg.engine
     if curve is None:
-        curve = load_latency_curve(
-            target, cfg.cache_dir, **curve_options(engine), refresh=bool(engine.get("cost_refresh", False))
-        )
+        curve = configured_curve(cfg, target)
     windowed = getattr(drafter, "window", None) is not None
     candidates = drafter_candidates(drafter, int(engine.max_budget), curve.sizes)
     if windowed:
