@@ -112,6 +112,16 @@ Measuring methods, not the policy (what the first version got wrong):
   ``wider_margin``: with the margin, where the curve was flat from 1 to 4 tokens, the suffix
   tree verified 1 or 2 nodes in 237 of 304 steps (MAT 1.19, a fixed 8: 1.24), the wider
   budgets' few percent more tokens a step falling inside the margin.
+  What a wider budget adds is estimated apart after steps whose smallest budget accepted a
+  draft and after those where it did not (``nested_gains``): drafts accepted in bursts (PLD,
+  REST) made an answer's first block of misses read as "wider trees gain nothing", and PLD
+  then verified 1 node until an exploration shadow caught a burst. Its cost is the mean of
+  what the drafter filled, starting from the curve's price of a full tree counted as
+  ``cost_prior_steps`` (4) steps. Replayed on ``make bench``'s prompts in fp32, priced by
+  the AVX-512 EPYC's curve (bf16: 4 tokens a forward 1.07x one), PLD at auto went from 0.970
+  to 0.998 of a fixed 3's tokens per curve-second and REST from 0.968 to 0.997; priced by
+  the curve of the EPYC without AVX-512 (fp32: 2 tokens 1.39x one), where AR steps pay,
+  from 1.131 to 1.126 and 1.173 to 1.185 (``benchmarks/amd-epyc-2t/2026-11-29-replay-*``).
 - AR steps still measure the method: beside each, the engine drafts the best drafting
   budget's proposal without verifying it (``shadow_budget``) and, once the tokens that follow
   are known, records what verification would have accepted (nested drafters only: their
@@ -152,6 +162,7 @@ from __future__ import annotations
 import math
 
 from spec_bench.engine.cost import LatencyCurve
+from spec_bench.engine.nested_gains import HitSplitGains
 
 MAX_GAP_FACTOR = 8  # a settled policy still explores every 8 x explore_every steps
 RATE_TIE = 0.01  # rates this close are equal: the cost curve's medians repeat within ~1%
@@ -229,6 +240,7 @@ class AutoBudget:
         learning_floor: int = 0,
         floor_margin: float = 0.05,
         prior_pairs: int | None = None,
+        cost_prior_steps: int | None = None,
     ) -> None:
         if block < 1 or explore_every < 1 or memory < 1:
             raise ValueError("need block, explore_every and memory >= 1")
@@ -277,6 +289,16 @@ class AutoBudget:
         if prior_pairs is None:
             prior_pairs = block if self.measures_smaller and not nested else 0
         self.prior_pairs = prior_pairs
+        # A nested drafter's wider budgets: what they add, split by hits (``nested_gains``).
+        self.gains = HitSplitGains(self.ladder, memory) if nested else None
+        # A nested drafter's budget costs what the drafter fills of it, read off its steps;
+        # the curve's price of a full tree is counted as this many of them, so a few steps
+        # where PLD found no match (one node proposed at any budget) do not make 15 nodes look
+        # free: on the AVX-512 curve, PLD at auto then verified 4, 7, 8, 10 and 15 nodes in
+        # turn through an answer's unmatched stretch, paying for its next matches at 15.
+        if cost_prior_steps is None:
+            cost_prior_steps = 4 if nested else 0
+        self.cost_prior_steps = cost_prior_steps
         self.reset()
 
     def reset(self) -> None:
@@ -291,6 +313,8 @@ class AutoBudget:
         if self.prior_pairs:
             for below, larger in zip(self.ladder, self.ladder[1:]):
                 self.increment[larger] = self.tokens[larger] - self.tokens[below]
+        if self.gains is not None:
+            self.gains.reset()
         self.chain_rate: float | None = None  # fitted to the widest observed (None: refit)
         self._rates: dict[int, float] = {}  # estimates since the last observation
         self.tried_at = dict.fromkeys(self.candidates, 0)
@@ -332,7 +356,7 @@ class AutoBudget:
         HD's there, a measured 31 nodes made an untried 2 look nearly as good, and the
         narrowest of budgets within ``wider_margin`` won; on the H100 itself HD at auto verified
         1 to 4 nodes in 272 of about 296 steps (MAT 1.18) where a fixed 55 reached MAT 1.58."""
-        if self.observed[budget] or budget == 0:
+        if self.observed[budget] or budget == 0 or self.gains is not None:
             return self.measured_tokens(budget)
         observed = [b for b in self.drafting if self.observed[b]]
         if not observed:
@@ -360,6 +384,8 @@ class AutoBudget:
         ``budget`` (where every one of them was measured)."""
         if budget not in self.ladder or budget <= self.ladder[0]:
             return self.tokens[budget]
+        if self.gains is not None:
+            return self.tokens[self.ladder[0]] + self.gains.added(budget)
         total = self.tokens[self.ladder[0]]
         for larger in self.ladder[1:]:
             if larger > budget:
@@ -403,16 +429,16 @@ class AutoBudget:
     def fastest_drafting(self) -> int:
         """The drafting budget with the highest estimated rate, or a smaller one within
         ``margin`` of it (``wider_margin``, or less where widening costs less): a wider budget
-        must promise more than that to be chosen. A nested drafter (no margin) takes the
-        widest of equally fast budgets: by the estimates it costs nothing more, and each of
-        its steps measures every narrower budget. (Taking the narrowest, the suffix tree
-        verified 1 or 2 nodes in 82 of 305 steps, mostly early in an answer, before any
-        budget had shown a gain; its proposals, a node or two a step, cost no more at 16
-        nodes.) Equal within ``RATE_TIE``, the cost curve's own
-        resolution: with no drafts accepted yet, a wider budget's mean cost holds the steps
-        where the drafter filled it (PLD's 10-token matches, rejected), so it came out a
-        fraction of a percent below budget 1, and PLD verified 1 node in 165 of 300 steps at
-        MAT 1.17 where a fixed 8 reached 1.24.
+        must promise more than that to be chosen. A nested drafter (no margin) takes, of the
+        budgets equally fast within ``RATE_TIE`` (the cost curve's own resolution), the widest
+        whose mean cost is within ``RATE_TIE`` of the cheapest of them: it holds the narrower
+        trees' drafts at no more cost, and each of its steps measures every narrower budget.
+        (Taking the narrowest, the suffix tree verified 1 or 2 nodes in 82 of 305 steps,
+        mostly early in an answer, before any budget had shown a gain; its proposals, a node
+        or two a step, cost no more at 16 nodes. Taking the widest of equally fast budgets
+        whatever it cost, PLD verified 4 nodes in 133 of 299 steps, where a match of 10 tokens
+        makes 4 cost 4% more than 3 and a fixed 4 ran 0.977x as fast as a fixed 3; replayed on
+        the AVX-512 curve, auto made 0.988 of the fixed 3's speed, 0.998 with this rule.)
 
         Budgets below ``learning_floor`` (offered only to a drafter with a window) compete
         apart: the fastest of them replaces the choice above the floor only once it has been
@@ -428,9 +454,15 @@ class AutoBudget:
         return choice
 
     def _fastest_among(self, budgets: list[int]) -> int:
-        """``fastest_drafting``'s rule within ``budgets``: where steps measure smaller budgets,
-        the widest within ``RATE_TIE`` of the fastest, else the narrowest whose rate is within
+        """``fastest_drafting``'s rule within ``budgets``: for a nested drafter, the widest of
+        those within ``RATE_TIE`` of the fastest that costs no more than the cheapest of them
+        (within ``RATE_TIE``); for a windowed one whose steps measure smaller budgets, the
+        widest within ``RATE_TIE`` of the fastest; else the narrowest whose rate is within
         ``margin(narrow, fastest)`` of it."""
+        if self.nested:
+            near = self._near_fastest(budgets, RATE_TIE)
+            cheapest = min(self.seconds[b] for b in near)
+            return max(b for b in near if self.seconds[b] <= (1 + RATE_TIE) * cheapest)
         if self.measures_smaller:
             return max(self._near_fastest(budgets, RATE_TIE))
         top = max(budgets, key=self.rate)  # the first of equals: the narrowest
@@ -555,6 +587,9 @@ class AutoBudget:
                 break
             gained[smaller] = 1 + min(_accepted_within(accepted_nodes, smaller), accepted_drafts)
             self._observe(smaller, gained[smaller], self.curve.latency(1 + min(smaller, proposed)))
+        if self.gains is not None:
+            self.gains.record(gained)
+            return
         for below, larger in zip(self.ladder, self.ladder[1:]):
             if larger > bucket:
                 break
@@ -568,6 +603,7 @@ class AutoBudget:
         self._rates.clear()
         weight = 1.0 / min(self.observed[budget], self.memory)  # the first observation replaces the prior
         self.tokens[budget] += weight * (tokens - self.tokens[budget])
+        weight = 1.0 / min(self.observed[budget] + self.cost_prior_steps, self.memory)
         self.seconds[budget] += weight * (seconds - self.seconds[budget])
 
     def summary(self) -> dict[int, dict[str, float]]:
