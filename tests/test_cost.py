@@ -293,7 +293,8 @@ def test_a_nested_budget_is_valued_by_what_it_adds_in_the_steps_that_drafted_it(
         auto.record(8, 8, 1, [5])
     assert auto.tokens[8] < auto.tokens[4]  # each budget's own mean: different moments
     gains = auto.gains  # the narrowest budget's node was rejected in the hard stretch: misses
-    assert gains.after_miss[8] == pytest.approx(1.0)  # 2 tokens at 8 where 4 nodes gave 1
+    # 2 tokens at 8 where 4 nodes gave 1, in 4 steps beside the chain's 0 counted as a block
+    assert gains.after_miss[8] == pytest.approx(4 / (4 + 4))
     added = gains.hit_rate * gains.after_hit[8] + (1 - gains.hit_rate) * gains.after_miss[8]
     assert auto.expected_tokens(8) == pytest.approx(auto.expected_tokens(4) + added)
     assert auto.expected_tokens(8) > auto.expected_tokens(4) > auto.tokens[8]

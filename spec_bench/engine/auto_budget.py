@@ -290,7 +290,7 @@ class AutoBudget:
             prior_pairs = block if self.measures_smaller and not nested else 0
         self.prior_pairs = prior_pairs
         # A nested drafter's wider budgets: what they add, split by hits (``nested_gains``).
-        self.gains = HitSplitGains(self.ladder, memory) if nested else None
+        self.gains = HitSplitGains(self.ladder, memory, after_miss_prior_steps=block) if nested else None
         # A nested drafter's budget costs what the drafter fills of it, read off its steps;
         # the curve's price of a full tree is counted as this many of them, so a few steps
         # where PLD found no match (one node proposed at any budget) do not make 15 nodes look
@@ -306,8 +306,9 @@ class AutoBudget:
         self.tokens = {b: 2.0 - 0.5**b for b in self.candidates}
         self.seconds = {b: self.curve.latency(1 + b) for b in self.candidates}
         self.observed = dict.fromkeys(self.candidates, 0)
-        # Nested drafters: per drafting budget above the smallest, the mean of what it gained
-        # over the next smaller one in the steps that drafted both, and how many.
+        # A windowed drafter whose steps measure smaller budgets: per drafting budget above the
+        # smallest, the mean of what it gained over the next smaller one in the steps that
+        # drafted both, and how many (a nested drafter's are split by hits: ``self.gains``).
         self.increment = dict.fromkeys(self.drafting, 0.0)
         self.paired = dict.fromkeys(self.drafting, 0)
         if self.prior_pairs:
