@@ -119,9 +119,9 @@ Measuring methods, not the policy (what the first version got wrong):
   what the drafter filled, starting from the curve's price of a full tree counted as
   ``cost_prior_steps`` (4) steps. Replayed on ``make bench``'s prompts in fp32, priced by
   the AVX-512 EPYC's curve (bf16: 4 tokens a forward 1.07x one), PLD at auto went from 0.970
-  to 0.998 of a fixed 3's tokens per curve-second and REST from 0.968 to 0.997; priced by
+  to 0.998 of a fixed 3's tokens per curve-second and REST from 0.968 to 1.000; priced by
   the curve of the EPYC without AVX-512 (fp32: 2 tokens 1.39x one), where AR steps pay,
-  from 1.131 to 1.126 and 1.173 to 1.185 (``benchmarks/amd-epyc-2t/2026-11-29-replay-*``).
+  from 1.131 to 1.126 and 1.173 to 1.190 (``benchmarks/amd-epyc-2t/2026-11-29-replay-hit-split-*``).
 - AR steps still measure the method: beside each, the engine drafts the best drafting
   budget's proposal without verifying it (``shadow_budget``) and, once the tokens that follow
   are known, records what verification would have accepted (nested drafters only: their
@@ -590,6 +590,7 @@ class AutoBudget:
             self._observe(smaller, gained[smaller], self.curve.latency(1 + min(smaller, proposed)))
         if self.gains is not None:
             self.gains.record(gained)
+            self._rates.clear()  # the estimates read the gains too
             return
         for below, larger in zip(self.ladder, self.ladder[1:]):
             if larger > bucket:
