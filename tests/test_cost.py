@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 
 from spec_bench.engine.auto_budget import (
+    RATE_TIE,
     AutoBudget,
     candidate_budgets,
     chain_acceptance_rate,
@@ -365,6 +366,32 @@ def test_a_nested_drafter_takes_the_widest_equally_fast_budget_that_costs_no_mor
         rates = {b: auto.rate(b) for b in auto.drafting}
         chosen[every] = (auto.fastest_drafting(), max(rates.values()) <= rates[8] * 1.01)
     assert chosen == {32: (8, True), 4: (2, False)}
+
+
+# The AVX-512 EPYC in bf16 (make bench, 2026-11-29): 4 tokens cost 1.03x one, 5 tokens 1.08x.
+AVX512 = LatencyCurve(sizes=[1, 2, 4, 5, 8, 9], seconds=[0.0180, 0.0185, 0.0185, 0.0194, 0.0207, 0.0235])
+
+
+def test_a_budget_the_drafter_left_unfilled_prices_every_wider_one_alike():
+    """A nested drafter's proposal under a wider budget is the same nodes where it left the
+    narrower one unfilled. The suffix tree proposes a node or two in most steps: verified at
+    3 nodes, 4 and 8 (never verified, never drafted) cost about what 3 does, and the widest
+    of equally fast budgets is taken; priced at the curve's full tree, as before, 4 cost 5%
+    more and the suffix tree stayed at 3 where a fixed 4 or 8 accepted more at the same
+    forward time. A drafter that fills every tree (a PLD match) pays for the full tree."""
+    sparse = AutoBudget(AVX512, [0, 1, 2, 3, 4, 7, 8], nested=True)
+    for step in range(32):
+        proposed = [0, 1, 1, 2, 1, 0, 1, 1, 0, 1, 2, 1, 1, 0, 1, 3][step % 16]
+        sparse.record(3, proposed, 1 if proposed else 0, [0] if proposed else [])
+    assert sparse.observed[4] == sparse.observed[8] == 0
+    assert sparse.cost(4) < (1 + RATE_TIE) * sparse.cost(3)
+    assert sparse.cost(8) < AVX512.latency(1 + 4)
+    assert sparse.fastest_drafting() >= 4
+    full = AutoBudget(AVX512, [0, 1, 2, 3, 4, 7, 8], nested=True)
+    for _ in range(32):
+        full.record(8, 8, 0, [])
+    assert full.cost(4) == pytest.approx(AVX512.latency(1 + 4))
+    assert full.cost(8) == pytest.approx(AVX512.latency(1 + 8))
 
 
 def test_a_miss_says_little_of_how_far_a_hit_goes():

@@ -115,13 +115,19 @@ Measuring methods, not the policy (what the first version got wrong):
   What a wider budget adds is estimated apart after steps whose smallest budget accepted a
   draft and after those where it did not (``nested_gains``): drafts accepted in bursts (PLD,
   REST) made an answer's first block of misses read as "wider trees gain nothing", and PLD
-  then verified 1 node until an exploration shadow caught a burst. Its cost is the mean of
-  what the drafter filled, starting from the curve's price of a full tree counted as
-  ``cost_prior_steps`` (4) steps. Replayed on ``make bench``'s prompts in fp32, priced by
-  the AVX-512 EPYC's curve (bf16: 4 tokens a forward 1.07x one), PLD at auto went from 0.970
-  to 0.998 of a fixed 3's tokens per curve-second and REST from 0.968 to 1.000; priced by
-  the curve of the EPYC without AVX-512 (fp32: 2 tokens 1.39x one), where AR steps pay,
-  from 1.131 to 1.126 and 1.173 to 1.190 (``benchmarks/amd-epyc-2t/2026-11-29-replay-hit-split-*``).
+  then verified 1 node until an exploration shadow caught a burst. Replayed on ``make
+  bench``'s prompts in fp32, priced by the AVX-512 EPYC's curve (bf16: 4 tokens a forward
+  1.07x one), PLD at auto went from 0.970 to 0.998 of a fixed 3's tokens per curve-second
+  and REST from 0.968 to 1.000; priced by the curve of the EPYC without AVX-512 (fp32: 2
+  tokens 1.39x one), where AR steps pay, from 1.131 to 1.126 and 1.173 to 1.190
+  (``benchmarks/amd-epyc-2t/2026-11-29-replay-hit-split-*``).
+  A nested budget's cost is what the drafter fills of it (``nested_costs``): a step that left
+  a budget unfilled shows every wider budget proposing the same nodes, so only what a wider
+  budget adds once the narrower one was filled is estimated, each estimate starting from the
+  curve's price of a full tree counted as ``cost_prior_steps`` (4) steps. Each budget's own
+  mean from that prior kept 4 nodes 2-3% dearer than 3 for the suffix tree, which fills a
+  4th node about one step in 100, and it verified 3 nodes in every step where a fixed 4 was
+  0.5% faster.
 - AR steps still measure the method: beside each, the engine drafts the best drafting
   budget's proposal without verifying it (``shadow_budget``) and, once the tokens that follow
   are known, records what verification would have accepted (nested drafters only: their
@@ -162,6 +168,7 @@ from __future__ import annotations
 import math
 
 from spec_bench.engine.cost import LatencyCurve
+from spec_bench.engine.nested_costs import FillSplitCosts
 from spec_bench.engine.nested_gains import HitSplitGains
 
 MAX_GAP_FACTOR = 8  # a settled policy still explores every 8 x explore_every steps
@@ -295,10 +302,12 @@ class AutoBudget:
         # the curve's price of a full tree is counted as this many of them, so a few steps
         # where PLD found no match (one node proposed at any budget) do not make 15 nodes look
         # free: on the AVX-512 curve, PLD at auto then verified 4, 7, 8, 10 and 15 nodes in
-        # turn through an answer's unmatched stretch, paying for its next matches at 15.
+        # turn through an answer's unmatched stretch, paying for its next matches at 15 ...
         if cost_prior_steps is None:
             cost_prior_steps = 4 if nested else 0
         self.cost_prior_steps = cost_prior_steps
+        # ... and a wider one costs what the drafter filled of it beyond that (``nested_costs``).
+        self.costs = FillSplitCosts(self.ladder, curve.latency, memory, cost_prior_steps) if nested else None
         self.reset()
 
     def reset(self) -> None:
@@ -316,6 +325,8 @@ class AutoBudget:
                 self.increment[larger] = self.tokens[larger] - self.tokens[below]
         if self.gains is not None:
             self.gains.reset()
+        if self.costs is not None:
+            self.costs.reset()
         self.chain_rate: float | None = None  # fitted to the widest observed (None: refit)
         self._rates: dict[int, float] = {}  # estimates since the last observation
         self.tried_at = dict.fromkeys(self.candidates, 0)
@@ -402,8 +413,16 @@ class AutoBudget:
         simulated nested drafter the policy took 28 us a step recomputing them, 20 keeping
         them)."""
         if budget not in self._rates:
-            self._rates[budget] = self.expected_tokens(budget) / self.seconds[budget]
+            self._rates[budget] = self.expected_tokens(budget) / self.cost(budget)
         return self._rates[budget]
+
+    def cost(self, budget: int) -> float:
+        """Seconds a step verifying ``budget`` nodes is estimated to take: its own mean, or for
+        a nested drafter's ladder budget above the narrowest, the narrowest's mean plus what
+        the drafter is estimated to fill beyond it (``nested_costs``)."""
+        if self.costs is None or budget not in self.ladder or budget <= self.ladder[0]:
+            return self.seconds[budget]
+        return self.seconds[self.ladder[0]] + self.costs.added(budget)
 
     def explorable(self, best: int) -> list[int]:
         """Drafting budgets other than ``best`` worth a try: estimated at least
@@ -462,8 +481,8 @@ class AutoBudget:
         ``margin(narrow, fastest)`` of it."""
         if self.nested:
             near = self._near_fastest(budgets, RATE_TIE)
-            cheapest = min(self.seconds[b] for b in near)
-            return max(b for b in near if self.seconds[b] <= (1 + RATE_TIE) * cheapest)
+            cheapest = min(self.cost(b) for b in near)
+            return max(b for b in near if self.cost(b) <= (1 + RATE_TIE) * cheapest)
         if self.measures_smaller:
             return max(self._near_fastest(budgets, RATE_TIE))
         top = max(budgets, key=self.rate)  # the first of equals: the narrowest
@@ -590,7 +609,8 @@ class AutoBudget:
             self._observe(smaller, gained[smaller], self.curve.latency(1 + min(smaller, proposed)))
         if self.gains is not None:
             self.gains.record(gained)
-            self._rates.clear()  # the estimates read the gains too
+            self.costs.record(proposed, bucket)
+            self._rates.clear()  # the estimates read the gains and costs too
             return
         for below, larger in zip(self.ladder, self.ladder[1:]):
             if larger > bucket:
@@ -614,7 +634,7 @@ class AutoBudget:
             b: {
                 "observed": self.observed[b],
                 "tokens_per_step": self.tokens[b],
-                "seconds_per_step": self.seconds[b],
+                "seconds_per_step": self.cost(b),
                 "tokens_per_s": self.rate(b),
             }
             for b in self.candidates
