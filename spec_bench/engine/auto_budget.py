@@ -451,8 +451,9 @@ class AutoBudget:
         ``margin`` of it (``wider_margin``, or less where widening costs less): a wider budget
         must promise more than that to be chosen. A nested drafter (no margin) takes, of the
         budgets equally fast within ``RATE_TIE`` (the cost curve's own resolution), the widest
-        whose mean cost is within ``RATE_TIE`` of the cheapest of them: it holds the narrower
-        trees' drafts at no more cost, and each of its steps measures every narrower budget.
+        whose estimated cost (``cost``) is within ``RATE_TIE`` of the cheapest of them: it
+        holds the narrower trees' drafts at no more cost, and each of its steps measures every
+        narrower budget.
         (Taking the narrowest, the suffix tree verified 1 or 2 nodes in 82 of 305 steps,
         mostly early in an answer, before any budget had shown a gain; its proposals, a node
         or two a step, cost no more at 16 nodes. Taking the widest of equally fast budgets
@@ -629,11 +630,12 @@ class AutoBudget:
         self.seconds[budget] += weight * (seconds - self.seconds[budget])
 
     def summary(self) -> dict[int, dict[str, float]]:
-        """Per candidate: observations, mean tokens per step, mean cost, estimated rate."""
+        """Per candidate: observations, and the estimates its rate is made of: tokens per
+        step (``expected_tokens``) over seconds per step (``cost``)."""
         return {
             b: {
                 "observed": self.observed[b],
-                "tokens_per_step": self.tokens[b],
+                "tokens_per_step": self.expected_tokens(b),
                 "seconds_per_step": self.cost(b),
                 "tokens_per_s": self.rate(b),
             }
